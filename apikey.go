@@ -1,0 +1,62 @@
+package neostore
+
+import (
+	"context"
+	"time"
+)
+
+// APIKey is the stored record of an API key. The key itself is never stored:
+// only its SHA-256 hash, which is what requests are matched against.
+type APIKey struct {
+	ID        string // public identifier, shown by list and used by revoke
+	Name      string // operator's label
+	Tenant    string // the one tenant the key may touch
+	Scopes    Scope
+	Hash      []byte // SHA-256 of the key
+	CreatedAt time.Time
+	ExpiresAt Bound // unset: never expires
+	RevokedAt Bound // unset: not revoked
+	LastUsed  Bound // approximate; updated in batches, not per request
+}
+
+// Usable reports whether the key may authenticate a request at now.
+func (k *APIKey) Usable(now time.Time) bool {
+	if k.RevokedAt.Set {
+		return false
+	}
+	return !k.ExpiresAt.Set || now.Before(k.ExpiresAt.At)
+}
+
+// APIKeyStore keeps API-key records.
+type APIKeyStore interface {
+	// CreateAPIKey stores a new record. It returns EINVALID when the id or the
+	// hash is already taken.
+	CreateAPIKey(ctx context.Context, k APIKey) error
+
+	// ListAPIKeys returns the records of tenant, or of every tenant when
+	// tenant is empty, ordered by creation time then id.
+	ListAPIKeys(ctx context.Context, tenant string) ([]APIKey, error)
+
+	// RevokeAPIKey marks the key revoked at the given time. It returns
+	// ENOTFOUND when no key has that id; revoking twice keeps the first time.
+	RevokeAPIKey(ctx context.Context, id string, at time.Time) error
+
+	// TouchAPIKeys records the last-use times of several keys at once;
+	// ids without a record are ignored.
+	TouchAPIKeys(ctx context.Context, lastUsed map[string]time.Time) error
+}
+
+// Store is everything a node keeps: secrets, tenant data keys, the key-check
+// record and API keys. The embedded (bbolt) and PostgreSQL stores implement it.
+type Store interface {
+	SecretStore
+	TenantKeyStore
+	KeyCheckStore
+	APIKeyStore
+
+	// Ping returns nil when the store can serve requests.
+	Ping(ctx context.Context) error
+
+	// Close releases the store. Calls after Close fail.
+	Close() error
+}

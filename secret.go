@@ -1,0 +1,109 @@
+package neostore
+
+import (
+	"context"
+	"time"
+)
+
+// MaxKeyNameLength and MaxTenantIDLength bound the identifiers of the API.
+const (
+	MaxKeyNameLength  = 127
+	MaxTenantIDLength = 128
+)
+
+// ValidKeyName reports whether s is a secret key name: 1 to 127 ASCII letters,
+// digits or hyphens. Names are case-sensitive.
+func ValidKeyName(s string) bool {
+	if len(s) == 0 || len(s) > MaxKeyNameLength {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isAlnum(s[i]) && s[i] != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+// ValidTenantID reports whether s is a tenant id: 1 to 128 ASCII letters,
+// digits, hyphens or underscores.
+func ValidTenantID(s string) bool {
+	if len(s) == 0 || len(s) > MaxTenantIDLength {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isAlnum(s[i]) && s[i] != '-' && s[i] != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool {
+	return ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9')
+}
+
+// Bound is one optional end of a validity window. The zero Bound is unset,
+// which is not the same as a Bound set to 0001-01-01T00:00:00Z.
+type Bound struct {
+	At  time.Time
+	Set bool
+}
+
+// At returns a Bound set to t, in UTC.
+func At(t time.Time) Bound { return Bound{At: t.UTC(), Set: true} }
+
+// Validity is the window in which a secret can be read: from NotBefore
+// (inclusive) until ExpiresOn (exclusive). An unset end is open.
+type Validity struct {
+	NotBefore Bound
+	ExpiresOn Bound
+}
+
+// Contains reports whether now lies inside the window.
+func (v Validity) Contains(now time.Time) bool {
+	if v.NotBefore.Set && now.Before(v.NotBefore.At) {
+		return false
+	}
+	if v.ExpiresOn.Set && !now.Before(v.ExpiresOn.At) {
+		return false
+	}
+	return true
+}
+
+// Validate returns an EINVALID error naming "options.expiresOn" when the
+// window is empty, that is when ExpiresOn is not after NotBefore.
+func (v Validity) Validate() error {
+	if v.NotBefore.Set && v.ExpiresOn.Set && !v.ExpiresOn.At.After(v.NotBefore.At) {
+		return FieldError("options.expiresOn", "expiresOn must be after notBefore.")
+	}
+	return nil
+}
+
+// SealedSecret is a secret as storage keeps it: the sealed value and its
+// validity window. Storage never sees the plaintext.
+type SealedSecret struct {
+	Ciphertext []byte
+	Validity   Validity
+}
+
+// SecretStore keeps sealed secrets by tenant and key name. Implementations
+// hold no business logic: they neither seal nor authorize nor check validity.
+// Tenant ids and key names arrive already validated.
+type SecretStore interface {
+	// GetSecret returns the sealed secret, or ENOTFOUND when none is stored
+	// under that tenant and key.
+	GetSecret(ctx context.Context, tenant, key string) (SealedSecret, error)
+
+	// PutSecret stores s under tenant and key, replacing any previous secret.
+	// When it returns nil the write is durable.
+	PutSecret(ctx context.Context, tenant, key string, s SealedSecret) error
+
+	// DeleteSecret removes the secret. It returns nil when none was stored.
+	// When it returns nil the deletion is durable.
+	DeleteSecret(ctx context.Context, tenant, key string) error
+
+	// ListSecretKeys returns the key names stored for tenant, in ordinal
+	// byte order, or an empty slice for a tenant without secrets.
+	ListSecretKeys(ctx context.Context, tenant string) ([]string, error)
+}

@@ -1,0 +1,89 @@
+package neostore
+
+import (
+	"context"
+	"time"
+)
+
+// SecretService is the one place where plaintext meets storage: it seals
+// values before they are stored, opens them after they are read, and applies
+// validity windows. Authorization happens before it is called.
+type SecretService struct {
+	store  SecretStore
+	sealer Sealer
+	now    func() time.Time
+}
+
+// NewSecretService returns a service over store and sealer; now is the clock
+// used for validity windows.
+func NewSecretService(store SecretStore, sealer Sealer, now func() time.Time) *SecretService {
+	return &SecretService{store: store, sealer: sealer, now: now}
+}
+
+// Get returns the plaintext value of tenant's secret key. It returns
+// ENOTFOUND when the key is not a valid name, is not stored, or is outside
+// its validity window: a caller cannot tell these apart.
+func (s *SecretService) Get(ctx context.Context, tenant, key string) ([]byte, error) {
+	if !ValidTenantID(tenant) || !ValidKeyName(key) {
+		return nil, errNotFound
+	}
+	sealed, err := s.store.GetSecret(ctx, tenant, key)
+	if err != nil {
+		return nil, err
+	}
+	if !sealed.Validity.Contains(s.now()) {
+		return nil, errNotFound
+	}
+	return s.sealer.Open(ctx, tenant, key, sealed.Ciphertext)
+}
+
+var errNotFound = Errorf(ENOTFOUND, "Secret not found.")
+
+// Put seals value and stores it with its validity window, replacing value
+// and window of any previous secret under the same key. It returns EINVALID
+// for an invalid tenant id, key name, empty value or empty window.
+func (s *SecretService) Put(ctx context.Context, tenant, key string, value []byte, validity Validity) error {
+	if err := validateNames(tenant, key); err != nil {
+		return err
+	}
+	if len(value) == 0 {
+		return FieldError("value", "The value field is required.")
+	}
+	if err := validity.Validate(); err != nil {
+		return err
+	}
+	ciphertext, err := s.sealer.Seal(ctx, tenant, key, value)
+	if err != nil {
+		return err
+	}
+	return s.store.PutSecret(ctx, tenant, key, SealedSecret{Ciphertext: ciphertext, Validity: validity})
+}
+
+// Delete removes tenant's secret key; removing an absent secret succeeds.
+func (s *SecretService) Delete(ctx context.Context, tenant, key string) error {
+	if err := validateNames(tenant, key); err != nil {
+		return err
+	}
+	return s.store.DeleteSecret(ctx, tenant, key)
+}
+
+// List returns every key name stored for tenant, in ordinal byte order,
+// including secrets outside their validity window.
+func (s *SecretService) List(ctx context.Context, tenant string) ([]string, error) {
+	if !ValidTenantID(tenant) {
+		return nil, errInvalidTenant
+	}
+	return s.store.ListSecretKeys(ctx, tenant)
+}
+
+var errInvalidTenant = FieldError("tenantId", "The tenant id must be 1 to 128 ASCII letters, digits, hyphens or underscores.")
+
+func validateNames(tenant, key string) error {
+	if !ValidTenantID(tenant) {
+		return errInvalidTenant
+	}
+	if !ValidKeyName(key) {
+		return FieldError("key", "The key must be 1 to 127 ASCII letters, digits or hyphens.")
+	}
+	return nil
+}
