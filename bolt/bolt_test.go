@@ -1,0 +1,354 @@
+package bolt_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	bbolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
+
+	"github.com/neostore/neostore-secrets"
+	"github.com/neostore/neostore-secrets/bolt"
+	"github.com/neostore/neostore-secrets/storetest"
+)
+
+// mustOpen opens a store in a fresh file under t.TempDir(). On cleanup it
+// closes the store, re-opens the file read-only and fails the test if
+// bbolt's consistency check finds a fault, as bbolt's own btesting does.
+func mustOpen(tb testing.TB) *bolt.Store {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "neostore.db")
+	s, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			tb.Errorf("Close: %v", err)
+		}
+		mustCheck(tb, path)
+	})
+	return s
+}
+
+// mustCheck runs bbolt's consistency check on the closed file at path.
+func mustCheck(tb testing.TB, path string) {
+	tb.Helper()
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		tb.Errorf("re-open for check: %v", err)
+		return
+	}
+	defer db.Close()
+	err = db.View(func(tx *bbolt.Tx) error {
+		// Drain the channel fully: the checker goroutine blocks on it.
+		for err := range tx.Check() {
+			tb.Errorf("consistency check: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		tb.Errorf("consistency check: %v", err)
+	}
+}
+
+// rawUpdate changes the closed file at path with bbolt directly, to plant
+// what the store itself would never write.
+func rawUpdate(t *testing.T, path string, fn func(tx *bbolt.Tx) error) {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatalf("raw open: %v", err)
+	}
+	defer db.Close()
+	if err := db.Update(fn); err != nil {
+		t.Fatalf("raw update: %v", err)
+	}
+}
+
+func TestStore_Conformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) neostore.Store { return mustOpen(t) })
+}
+
+func BenchmarkStore(b *testing.B) {
+	storetest.Benchmark(b, func(b *testing.B) neostore.Store { return mustOpen(b) })
+}
+
+func TestOpen_CreatesPrivateFile(t *testing.T) {
+	s := mustOpen(t)
+	info, err := os.Stat(s.Path())
+	if err != nil {
+		t.Fatalf("Stat: %v", err)
+	}
+	if got := info.Mode().Perm(); got != 0o600 {
+		t.Errorf("file mode = %v, want 0600", got)
+	}
+	if err := s.Ping(t.Context()); err != nil {
+		t.Errorf("Ping = %v, want nil", err)
+	}
+}
+
+func TestOpen_LockedByAnotherOpen(t *testing.T) {
+	first := mustOpen(t)
+
+	start := time.Now()
+	second, err := bolt.Open(first.Path(), bolt.Options{Timeout: 200 * time.Millisecond})
+	elapsed := time.Since(start)
+	if err == nil {
+		second.Close()
+		t.Fatalf("second Open succeeded while the first holds the file")
+	}
+	if !errors.Is(err, bolterrors.ErrTimeout) {
+		t.Errorf("second Open error = %v, want one wrapping bbolt's ErrTimeout", err)
+	}
+	if msg := err.Error(); !strings.Contains(msg, "locked by another process") || !strings.Contains(msg, first.Path()) {
+		t.Errorf("second Open error = %q, want it to name the file and say it is locked", msg)
+	}
+	if elapsed < 150*time.Millisecond || elapsed > 5*time.Second {
+		t.Errorf("second Open gave up after %v, want about the 200ms timeout", elapsed)
+	}
+
+	// The first store is unharmed and, once closed, frees the file.
+	if err := first.PutSecret(t.Context(), "tenant", "k", neostore.SealedSecret{Ciphertext: []byte("v")}); err != nil {
+		t.Fatalf("PutSecret on the first store: %v", err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	third, err := bolt.Open(first.Path(), bolt.Options{Timeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatalf("Open after the first closed: %v", err)
+	}
+	third.Close()
+}
+
+func TestOpen_NotABoltFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "garbage.db")
+	if err := os.WriteFile(path, bytes.Repeat([]byte("not a bolt file "), 1024), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := bolt.Open(path, bolt.Options{})
+	if err == nil {
+		s.Close()
+		t.Fatalf("Open of a garbage file succeeded, want an error")
+	}
+}
+
+func TestOpen_UnknownSchemaVersion(t *testing.T) {
+	s := mustOpen(t)
+	path := s.Path()
+	s.Close()
+	rawUpdate(t, path, func(tx *bbolt.Tx) error {
+		return tx.Bucket([]byte("meta")).Put([]byte("schema"), []byte{2})
+	})
+	s2, err := bolt.Open(path, bolt.Options{})
+	if err == nil {
+		s2.Close()
+		t.Fatalf("Open of a file with schema version 2 succeeded, want an error")
+	}
+	if !strings.Contains(err.Error(), "schema version") {
+		t.Errorf("Open error = %q, want it to mention the schema version", err)
+	}
+}
+
+func TestStore_Reopen(t *testing.T) {
+	s := mustOpen(t)
+	path := s.Path()
+	ctx := t.Context()
+	nb := time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	eo := time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)
+	want := neostore.SealedSecret{
+		Ciphertext: []byte("sealed"),
+		Validity:   neostore.Validity{NotBefore: neostore.At(nb), ExpiresOn: neostore.At(eo)},
+	}
+	created := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	mustDo(t, s.PutSecret(ctx, "tenant", "k", want))
+	mustDo(t, s.PutSecret(ctx, "tenant", "gone", want))
+	mustDo(t, s.DeleteSecret(ctx, "tenant", "gone"))
+	_, err := s.CreateTenantKey(ctx, "tenant", []byte("wrapped"))
+	mustDo(t, err)
+	mustDo(t, s.SetKeyCheck(ctx, []byte("check")))
+	mustDo(t, s.CreateAPIKey(ctx, neostore.APIKey{ID: "id", Tenant: "tenant", Hash: []byte("hash"), CreatedAt: created}))
+	mustDo(t, s.RevokeAPIKey(ctx, "id", created.Add(time.Hour)))
+	mustDo(t, s.Close())
+
+	s, err = bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatalf("re-Open: %v", err)
+	}
+	defer s.Close()
+	got, err := s.GetSecret(ctx, "tenant", "k")
+	mustDo(t, err)
+	if string(got.Ciphertext) != "sealed" || !got.Validity.NotBefore.Set || !got.Validity.NotBefore.At.Equal(nb) ||
+		!got.Validity.ExpiresOn.Set || !got.Validity.ExpiresOn.At.Equal(eo) {
+		t.Errorf("GetSecret after reopen = %+v, want %+v", got, want)
+	}
+	if _, err := s.GetSecret(ctx, "tenant", "gone"); neostore.ErrorCode(err) != neostore.ENOTFOUND {
+		t.Errorf("GetSecret of a deleted key after reopen: code %q, want %q", neostore.ErrorCode(err), neostore.ENOTFOUND)
+	}
+	if keys, err := s.ListSecretKeys(ctx, "tenant"); err != nil || len(keys) != 1 || keys[0] != "k" {
+		t.Errorf("ListSecretKeys after reopen = %q, %v; want [k]", keys, err)
+	}
+	if tk, err := s.GetTenantKey(ctx, "tenant"); err != nil || string(tk) != "wrapped" {
+		t.Errorf("GetTenantKey after reopen = %q, %v; want %q", tk, err, "wrapped")
+	}
+	if kc, err := s.GetKeyCheck(ctx); err != nil || string(kc) != "check" {
+		t.Errorf("GetKeyCheck after reopen = %q, %v; want %q", kc, err, "check")
+	}
+	keys, err := s.ListAPIKeys(ctx, "")
+	if err != nil || len(keys) != 1 || keys[0].ID != "id" || !keys[0].RevokedAt.At.Equal(created.Add(time.Hour)) {
+		t.Errorf("ListAPIKeys after reopen = %+v, %v; want the revoked key", keys, err)
+	}
+	// The hash index survived too.
+	err = s.CreateAPIKey(ctx, neostore.APIKey{ID: "id2", Tenant: "tenant", Hash: []byte("hash"), CreatedAt: created})
+	if neostore.ErrorCode(err) != neostore.EINVALID {
+		t.Errorf("CreateAPIKey with a hash taken before reopen: code %q, want %q", neostore.ErrorCode(err), neostore.EINVALID)
+	}
+}
+
+func TestStore_CorruptSecretRecord(t *testing.T) {
+	tests := []struct {
+		name string
+		data []byte
+	}{
+		{"Empty", []byte{}},
+		{"UnknownVersion", []byte{9, 0, 's', 'e', 'c'}},
+		{"UnknownFlags", []byte{1, 0x80}},
+		{"TruncatedBound", []byte{1, 0x01, 0, 0, 0}},
+		{"NanosecondsOutOfRange", []byte{1, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := mustOpen(t)
+			path := s.Path()
+			mustDo(t, s.PutSecret(t.Context(), "tenant", "bad", neostore.SealedSecret{Ciphertext: []byte("v")}))
+			mustDo(t, s.PutSecret(t.Context(), "tenant", "good", neostore.SealedSecret{Ciphertext: []byte("v")}))
+			mustDo(t, s.Close())
+			rawUpdate(t, path, func(tx *bbolt.Tx) error {
+				return tx.Bucket([]byte("secrets")).Bucket([]byte("tenant")).Put([]byte("bad"), tt.data)
+			})
+
+			s, err := bolt.Open(path, bolt.Options{})
+			if err != nil {
+				t.Fatalf("re-Open: %v", err)
+			}
+			defer s.Close()
+			_, err = s.GetSecret(t.Context(), "tenant", "bad")
+			if got := neostore.ErrorCode(err); got != neostore.EINTERNAL {
+				t.Errorf("GetSecret of a corrupt record: code %q (err %v), want %q", got, err, neostore.EINTERNAL)
+			}
+			if msg := neostore.ErrorMessage(err); strings.Contains(msg, "bad") || strings.Contains(msg, "tenant") {
+				t.Errorf("client message %q names the key or tenant, want a generic message", msg)
+			}
+			// One bad record does not take its neighbours down.
+			if _, err := s.GetSecret(t.Context(), "tenant", "good"); err != nil {
+				t.Errorf("GetSecret of an intact neighbour: %v", err)
+			}
+			if keys, err := s.ListSecretKeys(t.Context(), "tenant"); err != nil || len(keys) != 2 {
+				t.Errorf("ListSecretKeys = %q, %v; want both keys", keys, err)
+			}
+		})
+	}
+}
+
+func TestStore_CorruptAPIKeyRecord(t *testing.T) {
+	s := mustOpen(t)
+	path := s.Path()
+	mustDo(t, s.CreateAPIKey(t.Context(), neostore.APIKey{ID: "id", Tenant: "tenant", Hash: []byte("h"), CreatedAt: time.Now()}))
+	mustDo(t, s.Close())
+	for _, data := range [][]byte{[]byte("{not json"), []byte(`{"id":"id","scopes":["Secret.Admin"]}`)} {
+		rawUpdate(t, path, func(tx *bbolt.Tx) error {
+			return tx.Bucket([]byte("apikeys")).Put([]byte("id"), data)
+		})
+		s, err := bolt.Open(path, bolt.Options{})
+		if err != nil {
+			t.Fatalf("re-Open: %v", err)
+		}
+		if _, err := s.ListAPIKeys(t.Context(), ""); neostore.ErrorCode(err) != neostore.EINTERNAL {
+			t.Errorf("ListAPIKeys over record %q: err %v, want code %q", data, err, neostore.EINTERNAL)
+		}
+		if err := s.RevokeAPIKey(t.Context(), "id", time.Now()); neostore.ErrorCode(err) != neostore.EINTERNAL {
+			t.Errorf("RevokeAPIKey of record %q: err %v, want code %q", data, err, neostore.EINTERNAL)
+		}
+		mustDo(t, s.Close())
+	}
+}
+
+func TestStore_DeleteDropsEmptyTenantBucket(t *testing.T) {
+	s := mustOpen(t)
+	path := s.Path()
+	mustDo(t, s.PutSecret(t.Context(), "tenant", "k1", neostore.SealedSecret{Ciphertext: []byte("v")}))
+	mustDo(t, s.PutSecret(t.Context(), "tenant", "k2", neostore.SealedSecret{Ciphertext: []byte("v")}))
+	mustDo(t, s.DeleteSecret(t.Context(), "tenant", "k1"))
+	mustDo(t, s.DeleteSecret(t.Context(), "tenant", "k2"))
+	mustDo(t, s.Close())
+	rawUpdate(t, path, func(tx *bbolt.Tx) error {
+		if b := tx.Bucket([]byte("secrets")).Bucket([]byte("tenant")); b != nil {
+			t.Errorf("the tenant's bucket remains after its last secret was deleted")
+		}
+		return nil
+	})
+}
+
+func TestStore_Backup(t *testing.T) {
+	s := mustOpen(t)
+	ctx := t.Context()
+	mustDo(t, s.PutSecret(ctx, "tenant", "k", neostore.SealedSecret{Ciphertext: []byte("before")}))
+
+	var buf bytes.Buffer
+	n, err := s.Backup(&buf)
+	if err != nil {
+		t.Fatalf("Backup: %v", err)
+	}
+	if n != int64(buf.Len()) {
+		t.Errorf("Backup returned %d, wrote %d bytes", n, buf.Len())
+	}
+	// Writes after the snapshot do not reach it, and the live store goes on.
+	mustDo(t, s.PutSecret(ctx, "tenant", "k", neostore.SealedSecret{Ciphertext: []byte("after")}))
+
+	path := filepath.Join(t.TempDir(), "backup.db")
+	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	mustCheck(t, path)
+	restored, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatalf("Open of the backup: %v", err)
+	}
+	defer restored.Close()
+	got, err := restored.GetSecret(ctx, "tenant", "k")
+	if err != nil {
+		t.Fatalf("GetSecret from the backup: %v", err)
+	}
+	if string(got.Ciphertext) != "before" {
+		t.Errorf("backup holds %q, want the value at snapshot time %q", got.Ciphertext, "before")
+	}
+}
+
+func TestStore_CanceledContext(t *testing.T) {
+	s := mustOpen(t)
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := s.PutSecret(ctx, "tenant", "k", neostore.SealedSecret{Ciphertext: []byte("v")}); !errors.Is(err, context.Canceled) {
+		t.Errorf("PutSecret with a canceled context = %v, want context.Canceled", err)
+	}
+	if _, err := s.GetSecret(ctx, "tenant", "k"); !errors.Is(err, context.Canceled) {
+		t.Errorf("GetSecret with a canceled context = %v, want context.Canceled", err)
+	}
+	if _, err := s.GetSecret(t.Context(), "tenant", "k"); neostore.ErrorCode(err) != neostore.ENOTFOUND {
+		t.Errorf("a put with a canceled context was stored (GetSecret err %v)", err)
+	}
+}
+
+func mustDo(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,117 @@
+package bolt
+
+import (
+	"context"
+	"fmt"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/neostore/neostore-secrets"
+)
+
+var errSecretNotFound = neostore.Errorf(neostore.ENOTFOUND, "Secret not found.")
+
+// GetSecret returns the sealed secret stored under tenant and key, or
+// ENOTFOUND. A record that does not decode is an internal error.
+func (s *Store) GetSecret(ctx context.Context, tenant, key string) (neostore.SealedSecret, error) {
+	tx, err := s.begin(ctx, false)
+	if err != nil {
+		return neostore.SealedSecret{}, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	return getSecret(tx, tenant, key)
+}
+
+// PutSecret stores sec under tenant and key, replacing value and validity of
+// any previous secret. Concurrent puts and deletes share one commit; a nil
+// return means the write was fsync'd.
+func (s *Store) PutSecret(ctx context.Context, tenant, key string, sec neostore.SealedSecret) error {
+	// Encoded once, outside the batch function, which bbolt may run twice.
+	// The fresh buffer also means the caller's slice is never stored.
+	rec := encodeSecret(sec)
+	if err := s.batch(ctx, func(tx *bbolt.Tx) error {
+		return putSecret(tx, tenant, key, rec)
+	}); err != nil {
+		return fmt.Errorf("bolt: put secret: %w", err)
+	}
+	return nil
+}
+
+// DeleteSecret removes the secret under tenant and key; removing an absent
+// one succeeds. A nil return means the deletion was fsync'd.
+func (s *Store) DeleteSecret(ctx context.Context, tenant, key string) error {
+	if err := s.batch(ctx, func(tx *bbolt.Tx) error {
+		return deleteSecret(tx, tenant, key)
+	}); err != nil {
+		return fmt.Errorf("bolt: delete secret: %w", err)
+	}
+	return nil
+}
+
+// ListSecretKeys returns tenant's key names in ordinal byte order (bbolt's
+// key order), or an empty slice when the tenant has none.
+func (s *Store) ListSecretKeys(ctx context.Context, tenant string) ([]string, error) {
+	tx, err := s.begin(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	return listSecretKeys(tx, tenant), nil
+}
+
+func getSecret(tx *bbolt.Tx, tenant, key string) (neostore.SealedSecret, error) {
+	b := tx.Bucket(bucketSecrets).Bucket([]byte(tenant))
+	if b == nil {
+		return neostore.SealedSecret{}, errSecretNotFound
+	}
+	data := b.Get([]byte(key))
+	if data == nil {
+		return neostore.SealedSecret{}, errSecretNotFound
+	}
+	sec, err := decodeSecret(data)
+	if err != nil {
+		return neostore.SealedSecret{}, fmt.Errorf("bolt: secret %q of tenant %q: %w", key, tenant, err)
+	}
+	return sec, nil
+}
+
+func putSecret(tx *bbolt.Tx, tenant, key string, rec []byte) error {
+	b, err := tx.Bucket(bucketSecrets).CreateBucketIfNotExists([]byte(tenant))
+	if err != nil {
+		return err
+	}
+	return b.Put([]byte(key), rec)
+}
+
+// deleteSecret also drops the tenant's bucket once it is empty, so that
+// tenants that come and go leave nothing behind.
+func deleteSecret(tx *bbolt.Tx, tenant, key string) error {
+	secrets := tx.Bucket(bucketSecrets)
+	b := secrets.Bucket([]byte(tenant))
+	if b == nil {
+		return nil
+	}
+	if err := b.Delete([]byte(key)); err != nil {
+		return err
+	}
+	if k, _ := b.Cursor().First(); k == nil {
+		return secrets.DeleteBucket([]byte(tenant))
+	}
+	return nil
+}
+
+func listSecretKeys(tx *bbolt.Tx, tenant string) []string {
+	keys := []string{}
+	b := tx.Bucket(bucketSecrets).Bucket([]byte(tenant))
+	if b == nil {
+		return keys
+	}
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if v == nil {
+			continue // a nested bucket; the layout has none, but it is no key
+		}
+		keys = append(keys, string(k))
+	}
+	return keys
+}

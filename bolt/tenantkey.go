@@ -1,0 +1,96 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/neostore/neostore-secrets"
+)
+
+var (
+	errTenantKeyNotFound = neostore.Errorf(neostore.ENOTFOUND, "Tenant key not found.")
+	errKeyCheckNotFound  = neostore.Errorf(neostore.ENOTFOUND, "Key-check record not found.")
+)
+
+// GetTenantKey returns the wrapped data key of tenant, or ENOTFOUND.
+func (s *Store) GetTenantKey(ctx context.Context, tenant string) ([]byte, error) {
+	tx, err := s.begin(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	v := tx.Bucket(bucketTenantKeys).Get([]byte(tenant))
+	if v == nil {
+		return nil, errTenantKeyNotFound
+	}
+	return bytes.Clone(v), nil
+}
+
+// CreateTenantKey stores wrapped as tenant's data key unless one exists, and
+// returns the stored key. bbolt runs one writer at a time, so of racing
+// callers the first to commit wins and the others read its key.
+func (s *Store) CreateTenantKey(ctx context.Context, tenant string, wrapped []byte) ([]byte, error) {
+	tx, err := s.begin(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback() }()
+
+	stored, created, err := createTenantKey(tx, tenant, wrapped)
+	if err != nil {
+		return nil, fmt.Errorf("bolt: create tenant key: %w", err)
+	}
+	if !created {
+		return stored, nil
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("bolt: create tenant key: %w", err)
+	}
+	return stored, nil
+}
+
+// createTenantKey returns a copy of the key stored for tenant, storing a
+// copy of wrapped first when there is none.
+func createTenantKey(tx *bbolt.Tx, tenant string, wrapped []byte) (stored []byte, created bool, err error) {
+	b := tx.Bucket(bucketTenantKeys)
+	if v := b.Get([]byte(tenant)); v != nil {
+		return bytes.Clone(v), false, nil
+	}
+	if err := b.Put([]byte(tenant), bytes.Clone(wrapped)); err != nil {
+		return nil, false, err
+	}
+	return bytes.Clone(wrapped), true, nil
+}
+
+// GetKeyCheck returns the key-check record, or ENOTFOUND for a new store.
+func (s *Store) GetKeyCheck(ctx context.Context) ([]byte, error) {
+	tx, err := s.begin(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	v := tx.Bucket(bucketMeta).Get(metaKeyCheck)
+	if v == nil {
+		return nil, errKeyCheckNotFound
+	}
+	return bytes.Clone(v), nil
+}
+
+// SetKeyCheck stores the key-check record, replacing any previous one.
+func (s *Store) SetKeyCheck(ctx context.Context, record []byte) error {
+	tx, err := s.begin(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if err := tx.Bucket(bucketMeta).Put(metaKeyCheck, bytes.Clone(record)); err != nil {
+		return fmt.Errorf("bolt: set key check: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("bolt: set key check: %w", err)
+	}
+	return nil
+}
