@@ -46,6 +46,30 @@ type APIKeyStore interface {
 	TouchAPIKeys(ctx context.Context, lastUsed map[string]time.Time) error
 }
 
+// NewAPIKey describes an API key to issue.
+type NewAPIKey struct {
+	Tenant    string
+	Scopes    Scope
+	Name      string
+	ExpiresAt Bound // unset: never expires
+}
+
+// APIKeyIssuer issues, lists and revokes API keys: the operator's commands.
+type APIKeyIssuer interface {
+	// Create issues a key and returns it (shown once, never stored) with its
+	// record. It returns EINVALID for an invalid tenant, no scope, or an
+	// expiry in the past.
+	Create(ctx context.Context, req NewAPIKey) (key string, rec APIKey, err error)
+
+	// List returns the records of tenant's keys, or of every tenant's when
+	// tenant is empty. Records never contain the key.
+	List(ctx context.Context, tenant string) ([]APIKey, error)
+
+	// Revoke revokes a key; requests with it fail from the moment Revoke
+	// returns. It returns ENOTFOUND for an unknown id.
+	Revoke(ctx context.Context, id string) error
+}
+
 // Store is everything a node keeps: secrets, tenant data keys, the key-check
 // record and API keys. The embedded (bbolt) and PostgreSQL stores implement it.
 type Store interface {
