@@ -33,6 +33,8 @@ type KeyCheckStore interface {
 	// GetKeyCheck returns the key-check record, or ENOTFOUND for a new store.
 	GetKeyCheck(ctx context.Context) ([]byte, error)
 
-	// SetKeyCheck stores the key-check record, replacing any previous one.
-	SetKeyCheck(ctx context.Context, record []byte) error
+	// CreateKeyCheck stores record unless a key-check record is already
+	// stored, and returns the one stored afterwards: of two nodes starting
+	// on an empty shared store with different master keys, one fails.
+	CreateKeyCheck(ctx context.Context, record []byte) ([]byte, error)
 }

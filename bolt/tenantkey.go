@@ -79,18 +79,23 @@ func (s *Store) GetKeyCheck(ctx context.Context) ([]byte, error) {
 	return bytes.Clone(v), nil
 }
 
-// SetKeyCheck stores the key-check record, replacing any previous one.
-func (s *Store) SetKeyCheck(ctx context.Context, record []byte) error {
+// CreateKeyCheck stores record unless a key-check record exists, and
+// returns the stored one.
+func (s *Store) CreateKeyCheck(ctx context.Context, record []byte) ([]byte, error) {
 	tx, err := s.begin(ctx, true)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer func() { _ = tx.Rollback() }()
-	if err := tx.Bucket(bucketMeta).Put(metaKeyCheck, bytes.Clone(record)); err != nil {
-		return fmt.Errorf("bolt: set key check: %w", err)
+	b := tx.Bucket(bucketMeta)
+	if v := b.Get(metaKeyCheck); v != nil {
+		return bytes.Clone(v), nil
+	}
+	if err := b.Put(metaKeyCheck, bytes.Clone(record)); err != nil {
+		return nil, fmt.Errorf("bolt: create key check: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("bolt: set key check: %w", err)
+		return nil, fmt.Errorf("bolt: create key check: %w", err)
 	}
-	return nil
+	return bytes.Clone(record), nil
 }

@@ -82,14 +82,16 @@ func (s *memStore) GetKeyCheck(ctx context.Context) ([]byte, error) {
 	return bytes.Clone(s.check), nil
 }
 
-func (s *memStore) SetKeyCheck(ctx context.Context, record []byte) error {
+func (s *memStore) CreateKeyCheck(ctx context.Context, record []byte) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.err != nil {
-		return s.err
+		return nil, s.err
 	}
-	s.check = bytes.Clone(record)
-	return nil
+	if s.check == nil {
+		s.check = bytes.Clone(record)
+	}
+	return bytes.Clone(s.check), nil
 }
 
 func (s *memStore) stats() (gets, creates int) {

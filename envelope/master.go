@@ -157,14 +157,15 @@ func (m *Master) String() string {
 func (m *Master) CheckKey(ctx context.Context, store neostore.KeyCheckStore) error {
 	record, err := store.GetKeyCheck(ctx)
 	if neostore.ErrorCode(err) == neostore.ENOTFOUND {
-		record, err := m.aead.Encrypt(keyCheckPlaintext, []byte(labelKeyCheck))
+		sealed, err := m.aead.Encrypt(keyCheckPlaintext, []byte(labelKeyCheck))
 		if err != nil {
 			return fmt.Errorf("envelope: seal key-check record: %w", err)
 		}
-		if err := store.SetKeyCheck(ctx, record); err != nil {
+		// Another node may have created the record meanwhile: check the one
+		// that was stored, which may not be ours.
+		if record, err = store.CreateKeyCheck(ctx, sealed); err != nil {
 			return fmt.Errorf("envelope: store key-check record: %w", err)
 		}
-		return nil
 	} else if err != nil {
 		return fmt.Errorf("envelope: read key-check record: %w", err)
 	}

@@ -509,10 +509,14 @@ var keyCheckCases = []testCase{
 		_, err := s.GetKeyCheck(t.Context())
 		wantCode(t, "GetKeyCheck on a new store", err, neostore.ENOTFOUND)
 	}},
-	{"SetThenGet", func(t *testing.T, s neostore.Store) {
+	{"CreateThenGet", func(t *testing.T, s neostore.Store) {
 		want := patterned(60)
-		if err := s.SetKeyCheck(t.Context(), want); err != nil {
-			t.Fatalf("SetKeyCheck: %v", err)
+		stored, err := s.CreateKeyCheck(t.Context(), want)
+		if err != nil {
+			t.Fatalf("CreateKeyCheck: %v", err)
+		}
+		if !bytes.Equal(stored, want) {
+			t.Errorf("CreateKeyCheck returned %x, want %x", stored, want)
 		}
 		got, err := s.GetKeyCheck(t.Context())
 		if err != nil {
@@ -522,18 +526,41 @@ var keyCheckCases = []testCase{
 			t.Errorf("GetKeyCheck = %x, want %x", got, want)
 		}
 	}},
-	{"SetReplaces", func(t *testing.T, s neostore.Store) {
+	{"CreateKeepsFirst", func(t *testing.T, s neostore.Store) {
 		for _, rec := range []string{"first record", "second"} {
-			if err := s.SetKeyCheck(t.Context(), []byte(rec)); err != nil {
-				t.Fatalf("SetKeyCheck: %v", err)
+			stored, err := s.CreateKeyCheck(t.Context(), []byte(rec))
+			if err != nil {
+				t.Fatalf("CreateKeyCheck: %v", err)
+			}
+			if string(stored) != "first record" {
+				t.Errorf("CreateKeyCheck(%q) returned %q, want the first record", rec, stored)
 			}
 		}
 		got, err := s.GetKeyCheck(t.Context())
 		if err != nil {
 			t.Fatalf("GetKeyCheck: %v", err)
 		}
-		if string(got) != "second" {
-			t.Errorf("GetKeyCheck = %q, want %q", got, "second")
+		if string(got) != "first record" {
+			t.Errorf("GetKeyCheck = %q, want %q", got, "first record")
+		}
+	}},
+	{"ConcurrentCreateOneWinner", func(t *testing.T, s neostore.Store) {
+		var wg sync.WaitGroup
+		results := make([][]byte, 16)
+		for i := range results {
+			wg.Go(func() {
+				stored, err := s.CreateKeyCheck(t.Context(), []byte{byte(i)})
+				if err != nil {
+					t.Errorf("CreateKeyCheck: %v", err)
+				}
+				results[i] = stored
+			})
+		}
+		wg.Wait()
+		for i, r := range results {
+			if !bytes.Equal(r, results[0]) {
+				t.Errorf("writer %d got %x, writer 0 got %x: two winners", i, r, results[0])
+			}
 		}
 	}},
 }
