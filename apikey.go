@@ -78,6 +78,11 @@ type Store interface {
 	KeyCheckStore
 	APIKeyStore
 
+	// ListTenants returns, in ordinal byte order, every tenant that has a
+	// data key or a secret. Moving a store (migrate-store) and rewrapping
+	// every tenant key walk it.
+	ListTenants(ctx context.Context) ([]string, error)
+
 	// Ping returns nil when the store can serve requests.
 	Ping(ctx context.Context) error
 

@@ -3,6 +3,7 @@ package bolt
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -46,6 +47,32 @@ func (s *Store) DeleteSecret(ctx context.Context, tenant, key string) error {
 		return fmt.Errorf("bolt: delete secret: %w", err)
 	}
 	return nil
+}
+
+// ListTenants returns every tenant with a data key or a secret bucket, in
+// ordinal byte order.
+func (s *Store) ListTenants(ctx context.Context) ([]string, error) {
+	tx, err := s.begin(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	seen := map[string]bool{}
+	tenants := []string{}
+	add := func(name []byte) {
+		if !seen[string(name)] {
+			seen[string(name)] = true
+			tenants = append(tenants, string(name))
+		}
+	}
+	if err := tx.Bucket(bucketTenantKeys).ForEach(func(k, _ []byte) error { add(k); return nil }); err != nil {
+		return nil, fmt.Errorf("bolt: list tenants: %w", err)
+	}
+	if err := tx.Bucket(bucketSecrets).ForEachBucket(func(k []byte) error { add(k); return nil }); err != nil {
+		return nil, fmt.Errorf("bolt: list tenants: %w", err)
+	}
+	slices.Sort(tenants)
+	return tenants, nil
 }
 
 // ListSecretKeys returns tenant's key names in ordinal byte order (bbolt's

@@ -407,6 +407,33 @@ var concurrencyCases = []testCase{
 }
 
 var tenantKeyCases = []testCase{
+	{"ListTenants", func(t *testing.T, s neostore.Store) {
+		got, err := s.ListTenants(t.Context())
+		if err != nil || got == nil || len(got) != 0 {
+			t.Fatalf("ListTenants on a new store = %q, %v; want an empty non-nil slice", got, err)
+		}
+		// A tenant counts once it has a data key or a secret, and still
+		// counts after its last secret is deleted while its key remains.
+		if _, err := s.CreateTenantKey(t.Context(), "b", []byte("wrapped")); err != nil {
+			t.Fatal(err)
+		}
+		mustPut(t, s, "a-b", "k", neostore.SealedSecret{Ciphertext: []byte("c")})
+		mustPut(t, s, "B", "k", neostore.SealedSecret{Ciphertext: []byte("c")})
+		if _, err := s.CreateTenantKey(t.Context(), "B", []byte("wrapped")); err != nil {
+			t.Fatal(err)
+		}
+		mustPut(t, s, "b", "k", neostore.SealedSecret{Ciphertext: []byte("c")})
+		if err := s.DeleteSecret(t.Context(), "b", "k"); err != nil {
+			t.Fatal(err)
+		}
+		got, err = s.ListTenants(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"B", "a-b", "b"}; !slices.Equal(got, want) {
+			t.Errorf("ListTenants = %q, want %q", got, want)
+		}
+	}},
 	{"GetAbsent", func(t *testing.T, s neostore.Store) {
 		_, err := s.GetTenantKey(t.Context(), "tenant")
 		wantCode(t, "GetTenantKey", err, neostore.ENOTFOUND)
