@@ -1,0 +1,46 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/neostore/neostore-secrets"
+)
+
+// addRoutes is the routing table of the API: every route, the scope it
+// needs, and what the other methods on its path get.
+func addRoutes(mux *http.ServeMux, out *responder, auth *authenticator, secrets *neostore.SecretService, limits bodyLimits) {
+	mux.Handle("GET /api/{tenantId}/secrets", auth.require(neostore.ScopeRead, handleListSecrets(out, secrets)))
+	mux.Handle("GET /api/{tenantId}/secrets/{key}", auth.require(neostore.ScopeRead, handleGetSecret(out, secrets)))
+	mux.Handle("PUT /api/{tenantId}/secrets/{key}", auth.require(neostore.ScopeWrite, handlePutSecret(out, secrets, limits)))
+	mux.Handle("DELETE /api/{tenantId}/secrets/{key}", auth.require(neostore.ScopeWrite, handleDeleteSecret(out, secrets)))
+	mux.Handle("GET /openapi.json", handleOpenAPI(out)) // unauthenticated
+
+	// Any other method on these paths is 405. HEAD is listed because
+	// ServeMux would otherwise answer it with the GET handler; ASP.NET Core
+	// does not.
+	mux.Handle("/api/{tenantId}/secrets", handleMethodNotAllowed(out, "GET"))
+	mux.Handle("HEAD /api/{tenantId}/secrets", handleMethodNotAllowed(out, "GET"))
+	mux.Handle("/api/{tenantId}/secrets/{key}", handleMethodNotAllowed(out, "GET, PUT, DELETE"))
+	mux.Handle("HEAD /api/{tenantId}/secrets/{key}", handleMethodNotAllowed(out, "GET, PUT, DELETE"))
+	mux.Handle("/openapi.json", handleMethodNotAllowed(out, "GET"))
+	mux.Handle("HEAD /openapi.json", handleMethodNotAllowed(out, "GET"))
+
+	// Everything else is 404, as a problem rather than ServeMux's text.
+	mux.Handle("/", handleNotFound(out))
+}
+
+// handleMethodNotAllowed answers 405 with the methods the path allows.
+func handleMethodNotAllowed(out *responder, allow string) http.Handler {
+	allowed := []string{allow}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["Allow"] = allowed
+		out.problem(w, r, http.StatusMethodNotAllowed, "", nil)
+	})
+}
+
+// handleNotFound answers 404 for every path the API does not have.
+func handleNotFound(out *responder) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		out.problem(w, r, http.StatusNotFound, "", nil)
+	})
+}

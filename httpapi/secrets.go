@@ -1,0 +1,125 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/neostore/neostore-secrets"
+)
+
+// What each operation can write its result as, in the order of ASP.NET
+// Core MVC's output formatters: the string formatter (text/plain) before
+// the JSON formatter (application/json, text/json). A list is not a
+// string, so only the JSON formatter can write it.
+var (
+	valueMediaTypes = []mediaType{textPlain, applicationJSON, textJSON}
+	listMediaTypes  = []mediaType{applicationJSON, textJSON}
+)
+
+// handleListSecrets serves GET /api/{tenantId}/secrets (Secret.Read): the
+// tenant's key names as a JSON array in ordinal byte order, expired and
+// not-yet-valid secrets included.
+func handleListSecrets(out *responder, secrets *neostore.SecretService) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tenant := r.PathValue("tenantId")
+		if err := validateTenant(tenant); err != nil {
+			out.error(w, r, err)
+			return
+		}
+		keys, err := secrets.List(r.Context(), tenant)
+		if err != nil {
+			out.error(w, r, err)
+			return
+		}
+		bp := out.buffer()
+		*bp = appendJSONStringArray(*bp, keys)
+		out.encode(w, http.StatusOK, negotiate(r.Header["Accept"], listMediaTypes).contentType(), *bp)
+		out.release(bp)
+	})
+}
+
+// handleGetSecret serves GET /api/{tenantId}/secrets/{key} (Secret.Read):
+// the value as text/plain, or as a JSON string when the Accept header asks
+// for JSON. A key that is absent, outside its validity window or not a
+// valid name is 404 alike.
+func handleGetSecret(out *responder, secrets *neostore.SecretService) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tenant := r.PathValue("tenantId")
+		if err := validateTenant(tenant); err != nil {
+			out.error(w, r, err)
+			return
+		}
+		value, err := secrets.Get(r.Context(), tenant, r.PathValue("key"))
+		if err != nil {
+			out.error(w, r, err)
+			return
+		}
+		mt := negotiate(r.Header["Accept"], valueMediaTypes)
+		if mt == textPlain {
+			out.encode(w, http.StatusOK, mt.contentType(), value)
+			return
+		}
+		bp := out.buffer()
+		*bp = appendJSONString(*bp, value)
+		out.encode(w, http.StatusOK, mt.contentType(), *bp)
+		out.release(bp)
+	})
+}
+
+// handlePutSecret serves PUT /api/{tenantId}/secrets/{key} (Secret.Write):
+// it stores the value and validity window of the body, replacing both.
+func handlePutSecret(out *responder, secrets *neostore.SecretService, limits bodyLimits) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tenant, key := r.PathValue("tenantId"), r.PathValue("key")
+		if err := validateTenantAndKey(tenant, key); err != nil {
+			out.error(w, r, err)
+			return
+		}
+		req, err := decode(w, r, limits)
+		if err != nil {
+			out.error(w, r, err)
+			return
+		}
+		if err := secrets.Put(r.Context(), tenant, key, req.value, req.validity); err != nil {
+			out.error(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+// handleDeleteSecret serves DELETE /api/{tenantId}/secrets/{key}
+// (Secret.Write): 204 whether or not the secret existed.
+func handleDeleteSecret(out *responder, secrets *neostore.SecretService) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tenant, key := r.PathValue("tenantId"), r.PathValue("key")
+		if err := validateTenantAndKey(tenant, key); err != nil {
+			out.error(w, r, err)
+			return
+		}
+		if err := secrets.Delete(r.Context(), tenant, key); err != nil {
+			out.error(w, r, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+// validateTenant and validateTenantAndKey check the path parameters before
+// any body is read or any store is asked. The messages are the ones
+// neostore.SecretService gives.
+func validateTenant(tenant string) error {
+	if !neostore.ValidTenantID(tenant) {
+		return neostore.FieldError("tenantId", "The tenant id must be 1 to 128 ASCII letters, digits, hyphens or underscores.")
+	}
+	return nil
+}
+
+func validateTenantAndKey(tenant, key string) error {
+	if err := validateTenant(tenant); err != nil {
+		return err
+	}
+	if !neostore.ValidKeyName(key) {
+		return neostore.FieldError("key", "The key must be 1 to 127 ASCII letters, digits or hyphens.")
+	}
+	return nil
+}

@@ -1,0 +1,165 @@
+// Package httpapi serves the Secret API over HTTP: routing, authentication
+// and authorization, content negotiation, request decoding and problem
+// details, byte-compatible with the ASP.NET Core service the contract in
+// shared/spec/secret-api.md was generated from.
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"path"
+	"runtime/debug"
+	"time"
+
+	"github.com/neostore/neostore-secrets"
+)
+
+const (
+	// defaultMaxValueBytes is the value limit when Config.MaxValueBytes is zero.
+	defaultMaxValueBytes = 64 << 10
+
+	// minBodyBytes is the request-body limit of a PUT. It is raised only when
+	// MaxValueBytes is so large that a value of that size, JSON-escaped at
+	// worst six bytes per byte, would no longer fit.
+	minBodyBytes = 1 << 20
+)
+
+// Config holds the settings of the HTTP API. The zero value is ready to use.
+type Config struct {
+	// MaxValueBytes is the largest secret value a PUT accepts, counted in
+	// UTF-8 bytes after JSON unescaping; a larger one gets 413. Zero means
+	// 64 KiB. The request body limit is 1 MiB, or 6*MaxValueBytes + 64 KiB
+	// when that is larger, so that a value within its limit fits even when
+	// every byte of it is escaped.
+	MaxValueBytes int
+
+	// Logger receives the reasons for 401 and 403 (Info), internal errors
+	// and panics (Error) and, at Debug, one line per request. Every line
+	// carries the request's traceId. Nil discards everything.
+	Logger *slog.Logger
+
+	// Now is the clock for request durations in the debug log. Nil means
+	// time.Now.
+	Now func() time.Time
+}
+
+// server is the root handler: it gives every request its trace context and
+// security headers, recovers from panics, turns unclean paths into 404
+// problems instead of ServeMux's redirects, and hands the rest to the mux.
+type server struct {
+	mux *http.ServeMux
+	out *responder
+	now func() time.Time
+}
+
+// NewServer returns the handler of the Secret API. apiKeys verifies X-API-KEY
+// credentials; tokens verifies bearer tokens and may be nil, in which case
+// every bearer credential is refused with 401.
+func NewServer(cfg Config, secrets *neostore.SecretService, apiKeys, tokens neostore.CredentialVerifier) http.Handler {
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	maxValue := cfg.MaxValueBytes
+	if maxValue <= 0 {
+		maxValue = defaultMaxValueBytes
+	}
+	maxBody := int64(minBodyBytes)
+	if need := 6*int64(maxValue) + 64<<10; need > maxBody {
+		maxBody = need
+	}
+
+	out := newResponder(logger)
+	auth := &authenticator{apiKeys: apiKeys, tokens: tokens, out: out}
+	limits := bodyLimits{maxBody: maxBody, maxValue: maxValue}
+	mux := http.NewServeMux()
+	addRoutes(mux, out, auth, secrets, limits)
+	return &server{mux: mux, out: out, now: now}
+}
+
+// ServeHTTP implements http.Handler.
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h["Cache-Control"] = hdrNoStore
+	h["X-Content-Type-Options"] = hdrNoSniff
+
+	st := newRequestState(r.Header["Traceparent"])
+	r = r.WithContext(context.WithValue(r.Context(), requestStateKey{}, st))
+
+	if s.out.logger.Enabled(r.Context(), slog.LevelDebug) {
+		sw := &statusWriter{ResponseWriter: w}
+		start := s.now()
+		defer func() {
+			s.out.log(r.Context(), slog.LevelDebug, "request",
+				slog.String("method", r.Method),
+				slog.String("route", r.Pattern),
+				slog.Int("status", sw.status),
+				slog.Duration("duration", s.now().Sub(start)))
+		}()
+		w = sw
+	}
+	defer s.recoverPanic(w, r)
+
+	// ServeMux answers an unclean path (//, /./, /../) with a redirect to
+	// the cleaned one; ASP.NET Core does not route it at all.
+	if p := r.URL.EscapedPath(); p == "" || p[0] != '/' || cleanPath(p) != p {
+		s.out.problem(w, r, http.StatusNotFound, "", nil)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// recoverPanic turns a panic in a handler into a logged 500 problem. The panic
+// value and stack go to the log; the client sees the generic body.
+func (s *server) recoverPanic(w http.ResponseWriter, r *http.Request) {
+	v := recover()
+	if v == nil {
+		return
+	}
+	if v == http.ErrAbortHandler {
+		panic(v)
+	}
+	s.out.log(r.Context(), slog.LevelError, "panic serving request",
+		slog.String("panic", fmt.Sprint(v)),
+		slog.String("stack", string(debug.Stack())))
+	s.out.problem(w, r, http.StatusInternalServerError, "", nil)
+}
+
+// cleanPath returns the canonical form of an escaped URL path as ServeMux
+// computes it: path.Clean, keeping a trailing slash.
+func cleanPath(p string) string {
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
+}
+
+// statusWriter remembers the status of a response for the debug log.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+	w.ResponseWriter.WriteHeader(status)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
