@@ -90,9 +90,11 @@ func (p *Principal) CanAccessTenant(tenant string) bool {
 // CredentialVerifier turns a credential (an API key, a bearer token) into a
 // Principal.
 type CredentialVerifier interface {
-	// Verify returns the principal the credential stands for, EUNAUTHENTICATED
-	// when it is unknown, malformed, expired or revoked, and EUNAVAILABLE when
-	// it cannot be checked right now.
+	// Verify returns the principal the credential stands for, or
+	// EUNAUTHENTICATED when it is unknown, malformed, expired or revoked. A
+	// verifier that cannot check a credential right now returns EUNAVAILABLE,
+	// unless refusing it is safe and more useful (a token signed by a key the
+	// verifier cannot fetch is simply unknown).
 	Verify(ctx context.Context, credential string) (*Principal, error)
 }
 

@@ -1,0 +1,72 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/neostore/neostore-secrets"
+	"github.com/neostore/neostore-secrets/envelope"
+)
+
+// devTenant is the tenant `dev` creates an API key for.
+const devTenant = "demo"
+
+// runDev starts a throwaway server: a temporary data directory and master
+// key that are deleted on exit, and an API key for the demo tenant.
+func runDev(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := newFlagSet("dev", stderr)
+	listen := fs.String("listen", defaultListen, "loopback address to serve on")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	logger, err := newLogger(*logLevel, "text", stderr)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "neostore-dev-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	keyset, err := envelope.NewMasterKeyset()
+	if err != nil {
+		return err
+	}
+	master, err := envelope.ParseMaster(keyset)
+	if err != nil {
+		return err
+	}
+	cfg := serveConfig{
+		Listen:        *listen,
+		DataDir:       filepath.Join(dir, "data"),
+		MaxValueBytes: 64 << 10,
+		ShutdownGrace: 5e9,
+	}
+	return serve(ctx, cfg, master, logger, func(n *node) error {
+		key, _, err := n.keys.Create(ctx, neostore.NewAPIKey{
+			Tenant: devTenant, Scopes: neostore.ScopeRead | neostore.ScopeWrite, Name: "dev",
+		})
+		if err != nil {
+			return err
+		}
+		base := "http://" + n.addr
+		fmt.Fprintf(stdout, `neostore-secrets dev server: %[1]s (data and master key are temporary and deleted on exit)
+API key for tenant %[2]q (Secret.Read, Secret.Write):
+
+  %[3]s
+
+Try it:
+  curl -i -X PUT %[1]s/api/%[2]s/secrets/db-password -H 'X-API-KEY: %[3]s' -H 'Content-Type: application/json' -d '{"value":"s3cr3t"}'
+  curl -s %[1]s/api/%[2]s/secrets/db-password -H 'X-API-KEY: %[3]s'
+  curl -s %[1]s/api/%[2]s/secrets -H 'X-API-KEY: %[3]s'
+  curl -i -X DELETE %[1]s/api/%[2]s/secrets/db-password -H 'X-API-KEY: %[3]s'
+
+Press Ctrl-C to stop.
+`, base, devTenant, key)
+		return nil
+	})
+}

@@ -1,0 +1,92 @@
+// Command neostore-secrets is the Neostore secret store: one binary that
+// serves the Secret API and carries the operator's commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintln(os.Stderr, "neostore-secrets:", err)
+		os.Exit(exitCode(err))
+	}
+}
+
+// Exit codes beyond 0 and 1.
+const (
+	exitUsage  = 2  // bad command line
+	exitConfig = 78 // EX_CONFIG: missing or wrong master key, bad configuration
+)
+
+// exitError carries the process exit code of an error up to main.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+func usageError(format string, args ...any) error {
+	return &exitError{code: exitUsage, err: fmt.Errorf(format, args...)}
+}
+
+func configError(err error) error { return &exitError{code: exitConfig, err: err} }
+
+func exitCode(err error) int {
+	var e *exitError
+	if errors.As(err, &e) {
+		return e.code
+	}
+	return 1
+}
+
+const usage = `usage: neostore-secrets <command> [flags]
+
+commands:
+  serve           serve the Secret API (see serve -h)
+  dev             a throwaway server on 127.0.0.1:8200 with a demo tenant and API key
+  keys init       write a new master keyset file (mode 0600)
+  apikey create   issue an API key for a tenant
+  apikey list     list API keys (never the keys themselves)
+  apikey revoke   revoke an API key at once
+
+Every flag can also be given as an environment variable: --master-key-file is
+NEOSTORE_MASTER_KEY_FILE. Flags given on the command line win.
+`
+
+// run is the whole program; main only supplies the process's context,
+// arguments, environment and streams, so tests can run it in-process.
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) < 2 {
+		fmt.Fprint(stderr, usage)
+		return usageError("no command given")
+	}
+	cmd, rest := args[1], args[2:]
+	switch cmd {
+	case "serve":
+		return runServe(ctx, rest, getenv, stdout, stderr)
+	case "dev":
+		return runDev(ctx, rest, getenv, stdout, stderr)
+	case "keys":
+		return runKeys(ctx, rest, getenv, stdout, stderr)
+	case "apikey":
+		return runAPIKey(ctx, rest, getenv, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprint(stderr, usage)
+	return usageError("unknown command %q", cmd)
+}

@@ -1,0 +1,255 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/neostore/neostore-secrets"
+	"github.com/neostore/neostore-secrets/admin"
+	"github.com/neostore/neostore-secrets/apikey"
+	"github.com/neostore/neostore-secrets/bolt"
+	"github.com/neostore/neostore-secrets/envelope"
+	"github.com/neostore/neostore-secrets/httpapi"
+)
+
+// serveConfig is the configuration of `serve`. The zero value of each field
+// means its documented default.
+type serveConfig struct {
+	Listen        string // address of the API; default 127.0.0.1:8200
+	DataDir       string // data directory (database, admin socket); required
+	MasterKeyFile string // Tink JSON keyset file; or the keyset itself in NEOSTORE_MASTER_KEY
+	MasterKey     string // the keyset JSON, from the environment only (flags show in ps)
+	InsecureHTTP  bool   // allow plain HTTP on a non-loopback address
+	MaxValueBytes int    // largest secret value accepted; default 64 KiB
+	LogLevel      string // debug, info, warn, error; default info
+	LogFormat     string // text or json; default text
+	ShutdownGrace time.Duration
+	Tokens        tokenConfig
+}
+
+const defaultListen = "127.0.0.1:8200"
+
+func (c *serveConfig) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.Listen, "listen", defaultListen, "address to serve the API on")
+	fs.StringVar(&c.DataDir, "data", "", "data directory (created with mode 0700 if missing)")
+	fs.StringVar(&c.MasterKeyFile, "master-key-file", "", "master keyset file written by `keys init`; or set NEOSTORE_MASTER_KEY to its contents")
+	fs.BoolVar(&c.InsecureHTTP, "insecure-http", false, "serve plain HTTP on a non-loopback address (only behind a TLS-terminating proxy)")
+	fs.IntVar(&c.MaxValueBytes, "max-value-bytes", 64<<10, "largest secret value accepted, in bytes (at most 512 KiB)")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 30*time.Second, "how long SIGTERM waits for in-flight requests")
+	c.Tokens.register(fs)
+}
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var cfg serveConfig
+	fs := newFlagSet("serve", stderr)
+	cfg.register(fs)
+	if err := parseFlags(fs, args, getenv); err != nil {
+		return err
+	}
+	cfg.MasterKey = getenv("NEOSTORE_MASTER_KEY")
+	logger, err := newLogger(cfg.LogLevel, cfg.LogFormat, stderr)
+	if err != nil {
+		return err
+	}
+	master, err := loadMaster(cfg)
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, master, logger, nil)
+}
+
+// loadMaster reads the master keyset from the file or the environment.
+func loadMaster(cfg serveConfig) (*envelope.Master, error) {
+	switch {
+	case cfg.MasterKeyFile != "" && cfg.MasterKey != "":
+		return nil, configError(errors.New("both --master-key-file and NEOSTORE_MASTER_KEY are set; give one"))
+	case cfg.MasterKeyFile != "":
+		m, err := envelope.ReadMasterFile(cfg.MasterKeyFile)
+		if err != nil {
+			return nil, configError(fmt.Errorf("master key: %w", err))
+		}
+		return m, nil
+	case cfg.MasterKey != "":
+		m, err := envelope.ParseMaster([]byte(cfg.MasterKey))
+		if err != nil {
+			return nil, configError(fmt.Errorf("master key from NEOSTORE_MASTER_KEY: %w", err))
+		}
+		return m, nil
+	}
+	return nil, configError(errors.New("no master key: give --master-key-file (create one with `neostore-secrets keys init --out FILE`) or set NEOSTORE_MASTER_KEY"))
+}
+
+// node is a running server's state that `dev` and tests reach into.
+type node struct {
+	keys *apikey.Verifier
+	addr string
+}
+
+// serve opens the store and serves until ctx is done, then drains in-flight
+// requests and closes the store. ready, when not nil, is called once the
+// server accepts requests.
+func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger *slog.Logger, ready func(*node) error) error {
+	if cfg.DataDir == "" {
+		return usageError("serve: --data is required")
+	}
+	if cfg.MaxValueBytes <= 0 || cfg.MaxValueBytes > 512<<10 {
+		return usageError("serve: --max-value-bytes must be between 1 and 524288")
+	}
+	if err := checkListenAddress(cfg.Listen, cfg.InsecureHTTP, logger); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	adminLn, err := admin.Listen(cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer adminLn.Close()
+
+	store, err := bolt.Open(filepath.Join(cfg.DataDir, databaseFile), bolt.Options{})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if err := master.CheckKey(ctx, store); err != nil {
+		if errors.Is(err, envelope.ErrWrongMasterKey) {
+			return configError(fmt.Errorf("the master key is not the one this data directory was written with; refusing to start"))
+		}
+		return fmt.Errorf("check master key: %w", err)
+	}
+
+	now := time.Now
+	keys, err := apikey.NewVerifier(ctx, store, now)
+	if err != nil {
+		return err
+	}
+	tokens, err := cfg.Tokens.verifier(ctx, logger)
+	if err != nil {
+		return err
+	}
+	secrets := neostore.NewSecretService(store, envelope.NewSealer(master, store), now)
+	handler := httpapi.NewServer(httpapi.Config{MaxValueBytes: cfg.MaxValueBytes, Logger: logger, Now: now}, secrets, keys, tokens)
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,  // slowloris: headers must arrive promptly
+		ReadTimeout:       30 * time.Second, // whole request, body included (at most 1 MiB)
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	adminSrv := &http.Server{Handler: admin.NewHandler(keys, logger), ReadHeaderTimeout: 5 * time.Second}
+
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- adminSrv.Serve(adminLn) }()
+	logger.Info("serving", "addr", ln.Addr().String(), "data", cfg.DataDir, "admin_socket", filepath.Join(cfg.DataDir, admin.SocketName))
+
+	flushDone := make(chan struct{})
+	flushCtx, stopFlush := context.WithCancel(context.Background())
+	go func() {
+		defer close(flushDone)
+		flushLastUsed(flushCtx, keys, logger)
+	}()
+
+	var serveErr error
+	if ready != nil {
+		serveErr = ready(&node{keys: keys, addr: ln.Addr().String()})
+	}
+	if serveErr == nil {
+		select {
+		case <-ctx.Done():
+		case serveErr = <-errc:
+		}
+	}
+	logger.Info("shutting down", "grace", cfg.ShutdownGrace.String())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("in-flight requests did not finish in time", "err", err)
+	}
+	adminSrv.Shutdown(shutdownCtx)
+	stopFlush()
+	<-flushDone
+	if err := keys.FlushLastUsed(shutdownCtx); err != nil {
+		logger.Warn("could not record API key use", "err", err)
+	}
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// databaseFile is the name of the embedded database inside the data directory.
+const databaseFile = "secrets.db"
+
+// flushLastUsed writes API-key last-use times once a minute, so that a
+// request never waits on a disk write for bookkeeping.
+func flushLastUsed(ctx context.Context, keys *apikey.Verifier, logger *slog.Logger) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := keys.FlushLastUsed(ctx); err != nil {
+				logger.Warn("could not record API key use", "err", err)
+			}
+		}
+	}
+}
+
+// checkListenAddress refuses plain HTTP on a non-loopback address unless the
+// operator said --insecure-http.
+func checkListenAddress(addr string, insecure bool, logger *slog.Logger) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return usageError("serve: --listen %q is not host:port", addr)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
+		return nil
+	}
+	if !insecure {
+		return usageError("serve: refusing plain HTTP on non-loopback address %s; TLS is not built in yet, so put a TLS-terminating proxy in front and pass --insecure-http", addr)
+	}
+	logger.Warn("serving plain HTTP on a non-loopback address: secrets travel unencrypted unless a TLS proxy is in front", "addr", addr)
+	return nil
+}
+
+func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, usageError("--log-level %q: want debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch strings.ToLower(format) {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	}
+	return nil, usageError("--log-format %q: want text or json", format)
+}
