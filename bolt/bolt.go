@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -55,6 +56,14 @@ type Options struct {
 type Store struct {
 	db   *bbolt.DB
 	path string
+
+	writes   chan write    // queued writes for commitLoop
+	stop     chan struct{} // closed by Close
+	loopDone chan struct{} // closed when commitLoop has returned
+	closeMu  sync.RWMutex  // held for reading while a write is queued
+	closed   bool
+	closeErr error
+	once     sync.Once
 }
 
 var _ neostore.Store = (*Store)(nil)
@@ -76,11 +85,12 @@ func Open(path string, opts Options) (*Store, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path}
+	s := &Store{db: db, path: path, writes: make(chan write, maxBatch), stop: make(chan struct{}), loopDone: make(chan struct{})}
 	if err := s.init(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
+	go s.commitLoop()
 	return s, nil
 }
 
@@ -113,10 +123,17 @@ func (s *Store) init() error {
 // Close closes the file and releases its lock. It waits for running
 // transactions; calls after Close fail. Closing twice is harmless.
 func (s *Store) Close() error {
-	if err := s.db.Close(); err != nil {
-		return fmt.Errorf("bolt: close: %w", err)
-	}
-	return nil
+	s.once.Do(func() {
+		s.closeMu.Lock()
+		s.closed = true
+		s.closeMu.Unlock()
+		close(s.stop)
+		<-s.loopDone
+		if err := s.db.Close(); err != nil {
+			s.closeErr = fmt.Errorf("bolt: close: %w", err)
+		}
+	})
+	return s.closeErr
 }
 
 // Path returns the path of the store's file.
@@ -163,14 +180,4 @@ func (s *Store) begin(ctx context.Context, writable bool) (*bbolt.Tx, error) {
 		return nil, fmt.Errorf("bolt: begin: %w", err)
 	}
 	return tx, nil
-}
-
-// batch runs fn in a transaction shared with concurrent callers: they all
-// commit, and fsync, once. fn may run more than once and must be idempotent.
-// When batch returns nil the change is on disk.
-func (s *Store) batch(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	return s.db.Batch(fn)
 }
