@@ -1,0 +1,610 @@
+// Package audit keeps the audit trail: one JSON line per request or admin
+// action, chained per node by hashes and sealed with an HMAC, so that an
+// edit, a removal, an insertion, a reordering or a cut tail is detected by
+// Verify. It never sees a secret value or a credential: neostore.AuditRecord
+// has no field that could hold one.
+//
+// A Trail has one writer goroutine. Callers of Audit encode their record,
+// queue it and wait; the writer takes everything queued, assigns sequence
+// numbers, chains and seals the lines in that order, writes them and syncs
+// once for all of them (group commit), then releases the callers. Nothing
+// waits for a batch to fill: a lone record is written at once, and a batch
+// forms only from records that arrive while the previous sync runs.
+//
+// A line reads
+//
+//	{"time":"2026-03-01T12:00:00.000000000Z","node":"n1","seq":42,"traceId":…,"op":"secret.get",
+//	 "tenant":…,"key":…,"principal":{…},"status":200,"errorCode":…,"clientAddr":…,
+//	 "userAgent":…,"durationNs":…,"prev":"<64 hex>","mac":"<64 hex>"}
+//
+// where seq counts per node from 1 across restarts and rotations, prev is
+// the SHA-256 of the node's previous line (64 zeros for its first), and mac
+// is HMAC-SHA256 under the audit key over the line's bytes without the mac
+// member (everything before `,"mac":` followed by `}`).
+package audit
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/neostore/neostore-secrets"
+)
+
+// Durability says how durable a record is when Audit returns.
+type Durability int
+
+const (
+	// GroupSync, the default, returns once the record is fsync'd; the records
+	// of concurrent callers share one write and one fsync. A crash loses no
+	// record whose Audit returned.
+	GroupSync Durability = iota
+	// EverySync fsyncs after each record. Same promise as GroupSync, at one
+	// fsync per record; for sinks or disks where batching is not wanted.
+	EverySync
+	// NoSync returns once the record is handed to the operating system. A
+	// process crash loses nothing; an OS crash or power loss loses what the
+	// OS had not yet written back (on Linux typically up to 30 s), except
+	// that the sink is synced before every checkpoint is saved.
+	NoSync
+)
+
+// String returns the name ParseDurability reads.
+func (d Durability) String() string {
+	switch d {
+	case GroupSync:
+		return "group"
+	case EverySync:
+		return "every"
+	case NoSync:
+		return "none"
+	}
+	return fmt.Sprintf("Durability(%d)", int(d))
+}
+
+// ParseDurability reads "group", "every" or "none" (see Durability).
+func ParseDurability(s string) (Durability, error) {
+	for _, d := range []Durability{GroupSync, EverySync, NoSync} {
+		if s == d.String() {
+			return d, nil
+		}
+	}
+	return 0, fmt.Errorf("audit: unknown durability %q (want group, every or none)", s)
+}
+
+// CheckpointStore keeps, per node, how far its chain has reached, apart from
+// the trail itself, so that Verify can tell a cut tail from a quiet night.
+// The stores implement it.
+type CheckpointStore interface {
+	// SaveCheckpoint records that node's chain reached seq, whose line hashes
+	// to hash (SHA-256).
+	SaveCheckpoint(ctx context.Context, node string, seq uint64, hash []byte) error
+	// LoadCheckpoint returns the last checkpoint saved for node; found is
+	// false when there is none.
+	LoadCheckpoint(ctx context.Context, node string) (seq uint64, hash []byte, found bool, err error)
+}
+
+// Checkpoint is a point a node's chain is known to have reached.
+type Checkpoint struct {
+	Node string
+	Seq  uint64
+	Hash []byte // SHA-256 of the line with sequence number Seq
+}
+
+// Defaults of Config.
+const (
+	DefaultQueueSize          = 4096
+	DefaultCheckpointInterval = time.Second
+	checkpointTimeout         = 10 * time.Second
+)
+
+// Config configures Open. NodeID, Key and Sink are required; the zero value
+// of every other field is its documented default.
+type Config struct {
+	// NodeID names this node's chain. Every node writing audit records
+	// needs its own, stable across restarts.
+	NodeID string
+	// Key is the HMAC-SHA256 key, at least 32 bytes, derived by the caller
+	// from the master key. Without it nobody can forge a chain that verifies.
+	Key []byte
+	// Sink receives the record lines. The Trail closes it on Close.
+	Sink Sink
+	// Durability is when Audit returns; default GroupSync.
+	Durability Durability
+	// FailOpen makes Audit return nil when a record cannot be recorded
+	// (queue full, sink failing, trail closed), counting it in Dropped,
+	// instead of returning EUNAVAILABLE. Default false: fail closed, so the
+	// caller refuses the request. Cancellation of the caller's context is
+	// still returned as an error.
+	FailOpen bool
+	// QueueSize bounds the records waiting for the writer; when it is full
+	// Audit refuses at once. Default DefaultQueueSize.
+	QueueSize int
+	// Checkpoints, when set, receives the chain's head after a successful
+	// sync, at most once per CheckpointInterval, and on Close. Records
+	// written after the last saved checkpoint are the window in which a cut
+	// tail goes unnoticed by Verify.
+	Checkpoints CheckpointStore
+	// CheckpointInterval is the least time between two checkpoints; default
+	// DefaultCheckpointInterval. Negative saves after every sync (tests).
+	CheckpointInterval time.Duration
+	// Now stamps records whose Time is zero; default time.Now.
+	Now func() time.Time
+	// Logger receives sink failures and chain resumption warnings; default
+	// discards them. It never receives record contents.
+	Logger *slog.Logger
+}
+
+// Trail is a neostore.Auditor that writes a hash-chained, HMAC-sealed
+// record per call. It is safe for concurrent use.
+type Trail struct {
+	sink       Sink
+	node       []byte // NodeID as a JSON string
+	nodeID     string
+	durability Durability
+	failOpen   bool
+	now        func() time.Time
+	log        *slog.Logger
+	ckStore    CheckpointStore
+	ckEvery    time.Duration
+
+	mu     sync.RWMutex // held for reading while sending on queue
+	closed bool
+	queue  chan *request
+	quit   chan struct{}
+	done   chan struct{} // closed when the writer and checkpoint saver ended
+
+	dropped atomic.Uint64
+	reqs    sync.Pool // of *request
+
+	headMu   sync.Mutex
+	headSeq  uint64
+	headHash [sha256.Size]byte
+
+	// Owned by the writer goroutine.
+	sealer     *sealer
+	seq        uint64 // last record written
+	head       [sha256.Size]byte
+	syncedSeq  uint64 // last record synced (NoSync: written)
+	syncedHead [sha256.Size]byte
+	buf        []byte
+	failing    bool // the last batch failed; for logging changes only
+	ckSeq      uint64
+	ckLast     time.Time
+	ckQueue    chan Checkpoint
+	closeErr   error
+}
+
+// request is one record on its way to the writer.
+type request struct {
+	ts   []byte
+	body []byte
+	done chan error // buffered: the writer never blocks on an abandoned caller
+	tsb  [len(timeLayout)]byte
+}
+
+var _ neostore.Auditor = (*Trail)(nil)
+
+// Open starts a trail over cfg.Sink. The chain continues where it ended:
+// from the last record of cfg.NodeID the sink holds (when it is a Tailer),
+// or from the saved checkpoint when that is further on or the sink cannot
+// tell. Open refuses to extend a chain whose last record does not verify
+// with cfg.Key (a different master key, or an altered trail). When Open
+// fails, the caller still owns cfg.Sink.
+func Open(cfg Config) (*Trail, error) {
+	switch {
+	case cfg.NodeID == "":
+		return nil, errors.New("audit: no node id")
+	case len(cfg.Key) < 32:
+		return nil, errors.New("audit: the audit key must be at least 32 bytes")
+	case cfg.Sink == nil:
+		return nil, errors.New("audit: no sink")
+	case cfg.Durability < GroupSync || cfg.Durability > NoSync:
+		return nil, fmt.Errorf("audit: unknown durability %d", cfg.Durability)
+	}
+	t := &Trail{
+		sink:       cfg.Sink,
+		node:       quoteJSON(cfg.NodeID),
+		nodeID:     cfg.NodeID,
+		durability: cfg.Durability,
+		failOpen:   cfg.FailOpen,
+		now:        cfg.Now,
+		log:        cfg.Logger,
+		ckStore:    cfg.Checkpoints,
+		ckEvery:    cfg.CheckpointInterval,
+		quit:       make(chan struct{}),
+		done:       make(chan struct{}),
+		sealer:     newSealer(cfg.Key),
+	}
+	if t.now == nil {
+		t.now = time.Now
+	}
+	if t.log == nil {
+		t.log = slog.New(slog.DiscardHandler)
+	}
+	if t.ckEvery == 0 {
+		t.ckEvery = DefaultCheckpointInterval
+	}
+	size := cfg.QueueSize
+	if size <= 0 {
+		size = DefaultQueueSize
+	}
+	t.queue = make(chan *request, size)
+	t.reqs.New = func() any { return &request{done: make(chan error, 1)} }
+	if err := t.resume(); err != nil {
+		return nil, err
+	}
+	t.setHead()
+	t.ckSeq = t.seq
+	t.syncedSeq, t.syncedHead = t.seq, t.head
+
+	var wg sync.WaitGroup
+	if t.ckStore != nil {
+		t.ckQueue = make(chan Checkpoint, 1)
+		wg.Go(t.saveCheckpoints)
+	}
+	wg.Go(t.run)
+	go func() { wg.Wait(); close(t.done) }()
+	return t, nil
+}
+
+// resume sets t.seq and t.head from the sink's tail and the checkpoint.
+func (t *Trail) resume() error {
+	var (
+		tailSeq   uint64
+		tailHash  [sha256.Size]byte
+		tailFound bool
+		tailer    bool
+	)
+	if tl, ok := t.sink.(Tailer); ok {
+		tailer = true
+		line, err := tl.Tail(t.nodeID)
+		if err != nil {
+			return fmt.Errorf("audit: read the end of the trail: %w", err)
+		}
+		if line != nil {
+			l, err := ParseLine(line)
+			if err != nil || !t.sealer.verify(line) {
+				return errors.New("audit: the last record of this node does not verify with the audit key " +
+					"(another master key, or an altered trail); run audit verify, and move the file aside to start a new chain")
+			}
+			tailSeq, tailHash, tailFound = l.Seq, sha256.Sum256(line), true
+		}
+	}
+	var (
+		ckSeq   uint64
+		ckHash  [sha256.Size]byte
+		ckFound bool
+	)
+	if t.ckStore != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), checkpointTimeout)
+		seq, hash, found, err := t.ckStore.LoadCheckpoint(ctx, t.nodeID)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("audit: load checkpoint: %w", err)
+		}
+		if found && seq > 0 {
+			if len(hash) != sha256.Size {
+				return errors.New("audit: the saved checkpoint has no SHA-256 hash")
+			}
+			ckSeq, ckFound = seq, true
+			copy(ckHash[:], hash)
+		}
+	}
+	switch {
+	case tailFound && ckFound && ckSeq > tailSeq:
+		// Records the server once wrote are gone from the sink. Continuing
+		// from the checkpoint leaves the gap where it happened, for Verify
+		// to report.
+		t.log.Error("audit: the trail ends before its checkpoint; records are missing",
+			"node", t.nodeID, "trailSeq", tailSeq, "checkpointSeq", ckSeq)
+		t.seq, t.head = ckSeq, ckHash
+	case tailFound && ckFound && ckSeq == tailSeq && ckHash != tailHash:
+		t.log.Error("audit: the last record differs from the checkpoint; the trail was rewritten",
+			"node", t.nodeID, "seq", tailSeq)
+		t.seq, t.head = tailSeq, tailHash
+	case tailFound:
+		t.seq, t.head = tailSeq, tailHash
+	case ckFound:
+		if tailer {
+			t.log.Error("audit: the trail holds no record of this node but a checkpoint exists; continuing from it",
+				"node", t.nodeID, "checkpointSeq", ckSeq)
+		}
+		t.seq, t.head = ckSeq, ckHash
+	}
+	return nil
+}
+
+// Audit appends r to the trail. It returns once the record is as durable as
+// the configured Durability promises, or an EUNAVAILABLE error when it
+// cannot be recorded (with FailOpen: nil, and Dropped counts it), or when
+// ctx ends first; a record whose caller gave up may still be written. Audit
+// does not keep r.
+func (t *Trail) Audit(ctx context.Context, r *neostore.AuditRecord) error {
+	if err := ctx.Err(); err != nil {
+		return &unavailableError{err}
+	}
+	b, err := encodeBody(r)
+	if err != nil {
+		return t.refuse(err)
+	}
+	req := t.reqs.Get().(*request)
+	req.body = b
+	ts := r.Time
+	if ts.IsZero() {
+		ts = t.now()
+	}
+	req.ts = ts.UTC().AppendFormat(req.tsb[:0], timeLayout)
+
+	if err := t.enqueue(req); err != nil {
+		t.reqs.Put(req)
+		return t.refuse(err)
+	}
+	select {
+	case err := <-req.done:
+		req.body = nil
+		t.reqs.Put(req)
+		if err != nil {
+			return t.refuse(err)
+		}
+		return nil
+	case <-ctx.Done():
+		return &unavailableError{ctx.Err()} // req stays with the writer
+	}
+}
+
+var (
+	errClosed    = errors.New("audit: trail closed")
+	errQueueFull = errors.New("audit: queue full")
+)
+
+func (t *Trail) enqueue(req *request) error {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if t.closed {
+		return errClosed
+	}
+	select {
+	case t.queue <- req:
+		return nil
+	default:
+		return errQueueFull
+	}
+}
+
+func (t *Trail) refuse(err error) error {
+	if t.failOpen {
+		t.dropped.Add(1)
+		return nil
+	}
+	return &unavailableError{err}
+}
+
+// errUnavailable is what a client is told; the cause stays in the chain for logs.
+var errUnavailable = &neostore.Error{Code: neostore.EUNAVAILABLE, Message: "The audit trail cannot record this request; try again later."}
+
+// unavailableError is an EUNAVAILABLE *neostore.Error (for errors.As) that
+// also wraps its cause (for errors.Is and logs).
+type unavailableError struct{ cause error }
+
+func (e *unavailableError) Error() string   { return "audit: unavailable: " + e.cause.Error() }
+func (e *unavailableError) Unwrap() []error { return []error{errUnavailable, e.cause} }
+
+// Dropped returns how many records FailOpen has let go unrecorded.
+func (t *Trail) Dropped() uint64 { return t.dropped.Load() }
+
+// Head returns the sequence number and line hash of the last record
+// written; seq is 0 before the chain's first record.
+func (t *Trail) Head() (seq uint64, hash []byte) {
+	t.headMu.Lock()
+	defer t.headMu.Unlock()
+	return t.headSeq, hashSlice(t.headHash)
+}
+
+func hashSlice(h [sha256.Size]byte) []byte { return h[:] } // a copy
+
+func (t *Trail) setHead() {
+	t.headMu.Lock()
+	t.headSeq, t.headHash = t.seq, t.head
+	t.headMu.Unlock()
+}
+
+// Close writes what is queued, syncs, saves a last checkpoint and closes
+// the sink. Audit calls after Close are refused. It is safe to call twice.
+func (t *Trail) Close() error {
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		<-t.done
+		return nil
+	}
+	t.closed = true
+	t.mu.Unlock()
+	close(t.quit)
+	<-t.done
+	return errors.Join(t.closeErr, t.sink.Close())
+}
+
+// run is the writer goroutine.
+func (t *Trail) run() {
+	if t.ckQueue != nil {
+		defer close(t.ckQueue)
+	}
+	batch := make([]*request, 0, cap(t.queue))
+	var (
+		timer  *time.Timer
+		timerC <-chan time.Time
+	)
+	for {
+		select {
+		case req := <-t.queue:
+			batch = t.gather(append(batch[:0], req))
+			t.commit(batch)
+			clear(batch)
+		case <-timerC:
+			timerC = nil
+		case <-t.quit:
+			for {
+				batch = t.gather(batch[:0])
+				if len(batch) == 0 {
+					break
+				}
+				t.commit(batch)
+				clear(batch)
+			}
+			if t.durability == NoSync && t.seq > t.ckSeq {
+				if err := t.sink.Sync(); err != nil {
+					t.closeErr = err
+					return
+				}
+			}
+			t.checkpoint()
+			return
+		}
+		if t.ckQueue == nil || t.seq == t.ckSeq {
+			continue
+		}
+		if wait := t.ckEvery - time.Since(t.ckLast); wait > 0 {
+			if timerC == nil {
+				if timer == nil {
+					timer = time.NewTimer(wait)
+				} else {
+					timer.Reset(wait)
+				}
+				timerC = timer.C
+			}
+			continue
+		}
+		if t.durability == NoSync {
+			// NoSync records were never synced; a checkpoint must not claim
+			// more than the disk holds.
+			if err := t.sink.Sync(); err != nil {
+				t.failed(err)
+				continue
+			}
+		}
+		t.checkpoint()
+	}
+}
+
+// gather appends to batch everything queued, without waiting.
+func (t *Trail) gather(batch []*request) []*request {
+	for len(batch) < cap(batch) {
+		select {
+		case req := <-t.queue:
+			batch = append(batch, req)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// commit writes batch in order and releases its callers as Durability says.
+// Sequence numbers, prev hashes and macs are assigned here, on the one
+// writer goroutine, in the order the lines are written.
+func (t *Trail) commit(batch []*request) {
+	written := 0
+	var werr error
+	for _, req := range batch {
+		line := t.sealer.seal(t.buf[:0], req.ts, t.node, t.seq+1, req.body, &t.head)
+		t.buf = line
+		if werr = t.sink.Write(line); werr != nil {
+			break // the sink kept nothing of it, so the chain does not advance
+		}
+		t.seq++
+		t.head = sha256.Sum256(line[:len(line)-1])
+		written++
+		if t.durability == EverySync {
+			if err := t.sink.Sync(); err != nil {
+				t.rollback(err)
+				release(batch[written-1:], err)
+				return
+			}
+			t.syncedSeq, t.syncedHead = t.seq, t.head
+			t.setHead()
+			req.done <- nil
+		}
+	}
+	switch t.durability {
+	case GroupSync:
+		if written > 0 {
+			if err := t.sink.Sync(); err != nil {
+				t.rollback(err)
+				release(batch, err)
+				return
+			}
+		}
+		fallthrough
+	case NoSync:
+		t.syncedSeq, t.syncedHead = t.seq, t.head
+		t.setHead() // before release: Head covers every record whose Audit returned
+		release(batch[:written], nil)
+	}
+	if werr != nil {
+		t.failed(werr)
+		release(batch[written:], werr)
+		return
+	}
+	if t.failing {
+		t.log.Info("audit: the sink accepts records again", "node", t.nodeID)
+		t.failing = false
+	}
+}
+
+// rollback returns the chain to its last synced record after a failed sync.
+// By the Sink contract the unsynced records are then either gone (a
+// transactional sink) or the sink refuses everything from now on (FileSink,
+// since after a failed fsync the kernel may have dropped pages that a later
+// fsync would not report); either way no seq is used twice in the sink.
+func (t *Trail) rollback(err error) {
+	t.seq, t.head = t.syncedSeq, t.syncedHead
+	t.setHead()
+	t.failed(err)
+}
+
+// failed logs the start of a run of sink failures.
+func (t *Trail) failed(err error) {
+	if !t.failing {
+		t.log.Error("audit: the sink refused records", "node", t.nodeID, "err", err)
+		t.failing = true
+	}
+}
+
+func release(batch []*request, err error) {
+	for _, req := range batch {
+		req.done <- err
+	}
+}
+
+// checkpoint hands the head to the checkpoint saver, replacing one it has
+// not taken yet.
+func (t *Trail) checkpoint() {
+	if t.ckQueue == nil || t.seq == t.ckSeq {
+		return
+	}
+	c := Checkpoint{Node: t.nodeID, Seq: t.seq, Hash: hashSlice(t.head)}
+	select {
+	case <-t.ckQueue:
+	default:
+	}
+	t.ckQueue <- c
+	t.ckSeq, t.ckLast = t.seq, time.Now()
+}
+
+// saveCheckpoints saves checkpoints off the writer goroutine, so a slow
+// store delays no record.
+func (t *Trail) saveCheckpoints() {
+	for c := range t.ckQueue {
+		ctx, cancel := context.WithTimeout(context.Background(), checkpointTimeout)
+		if err := t.ckStore.SaveCheckpoint(ctx, c.Node, c.Seq, c.Hash); err != nil {
+			t.log.Warn("audit: save checkpoint", "node", c.Node, "seq", c.Seq, "err", err)
+		}
+		cancel()
+	}
+}
