@@ -1,0 +1,352 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"testing/fstest"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/neostore/neostore-secrets"
+	"github.com/neostore/neostore-secrets/pgtest"
+)
+
+func connectRaw(tb testing.TB, url string) *pgx.Conn {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		tb.Fatalf("connect: %v", err)
+	}
+	tb.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+func mustMigrations(tb testing.TB) []migration {
+	tb.Helper()
+	ms, err := migrations()
+	if err != nil {
+		tb.Fatalf("migrations: %v", err)
+	}
+	return ms
+}
+
+// fixture plants data in a database at one schema version, with SQL of
+// that version, and checks through the current store that a migration to
+// the latest version kept it. Adding migration N+1 means adding
+// fixtures[N]: TestMigrate_EveryVersionHasFixture fails until then.
+type fixture struct {
+	seed  func(t *testing.T, conn *pgx.Conn)
+	check func(t *testing.T, s *Store)
+}
+
+var (
+	fixtureTime    = time.Date(2025, 3, 1, 12, 34, 56, 123456789, time.UTC)
+	fixtureYearOne = time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC)
+	fixtureCreated = time.Date(2025, 1, 2, 3, 4, 5, 6000, time.UTC)
+)
+
+var fixtures = map[int]fixture{
+	// Version 0 is an empty database: nothing to keep.
+	0: {seed: func(*testing.T, *pgx.Conn) {}, check: func(*testing.T, *Store) {}},
+
+	1: {
+		seed: func(t *testing.T, conn *pgx.Conn) {
+			_, err := conn.Exec(t.Context(), `
+				INSERT INTO tenant_keys (tenant, wrapped) VALUES ('acme', '\x0102');
+				INSERT INTO secrets (tenant, key, ciphertext, not_before_s, not_before_ns, expires_on_s, expires_on_ns)
+					VALUES ('acme', 'db-password', '\xa5a5', -62135596800, 0, 1740832496, 123456789),
+					       ('acme', 'open', '\x00', NULL, NULL, NULL, NULL);
+				INSERT INTO key_check (id, record) VALUES (TRUE, '\xc0ffee');
+				INSERT INTO api_keys (id, hash, tenant, name, scopes, created_at, revoked_at)
+					VALUES ('k1', '\x01', 'acme', 'deploy', ARRAY['Secret.Read', 'Secret.Write'],
+					        '2025-01-02 03:04:05.000006+00', '2025-01-02 03:04:05.000006+00');
+			`)
+			if err != nil {
+				t.Fatalf("seed version 1: %v", err)
+			}
+		},
+		check: func(t *testing.T, s *Store) {
+			ctx := t.Context()
+			if wrapped, err := s.GetTenantKey(ctx, "acme"); err != nil || !bytes.Equal(wrapped, []byte{1, 2}) {
+				t.Errorf("GetTenantKey = %x, %v; want 0102", wrapped, err)
+			}
+			sec, err := s.GetSecret(ctx, "acme", "db-password")
+			if err != nil {
+				t.Fatalf("GetSecret: %v", err)
+			}
+			if !bytes.Equal(sec.Ciphertext, []byte{0xa5, 0xa5}) ||
+				!sec.Validity.NotBefore.Set || !sec.Validity.NotBefore.At.Equal(fixtureYearOne) ||
+				!sec.Validity.ExpiresOn.Set || !sec.Validity.ExpiresOn.At.Equal(fixtureTime) {
+				t.Errorf("GetSecret = %+v, want a5a5 valid from year 1 until %v", sec, fixtureTime)
+			}
+			open, err := s.GetSecret(ctx, "acme", "open")
+			if err != nil || open.Validity.NotBefore.Set || open.Validity.ExpiresOn.Set {
+				t.Errorf("GetSecret(open) = %+v, %v; want no bounds", open, err)
+			}
+			if rec, err := s.GetKeyCheck(ctx); err != nil || !bytes.Equal(rec, []byte{0xc0, 0xff, 0xee}) {
+				t.Errorf("GetKeyCheck = %x, %v; want c0ffee", rec, err)
+			}
+			keys, err := s.ListAPIKeys(ctx, "acme")
+			if err != nil || len(keys) != 1 {
+				t.Fatalf("ListAPIKeys = %+v, %v; want k1", keys, err)
+			}
+			k := keys[0]
+			if k.ID != "k1" || k.Name != "deploy" || k.Scopes != neostore.ScopeRead|neostore.ScopeWrite ||
+				!bytes.Equal(k.Hash, []byte{1}) || !k.CreatedAt.Equal(fixtureCreated) ||
+				!k.RevokedAt.Set || k.ExpiresAt.Set || k.LastUsed.Set {
+				t.Errorf("API key = %+v, want the seeded k1", k)
+			}
+		},
+	},
+}
+
+func TestMigrate_EveryVersionHasFixture(t *testing.T) {
+	for v := 0; v <= len(mustMigrations(t)); v++ {
+		if _, ok := fixtures[v]; !ok {
+			t.Errorf("no upgrade fixture for schema version %d: add fixtures[%d] with data of that version", v, v)
+		}
+	}
+}
+
+func TestMigrate_EmptyDatabase(t *testing.T) {
+	url := pgtest.Start(t)
+	from, to, err := Migrate(t.Context(), url)
+	if err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	if latest := SchemaVersion(); from != 0 || to != latest || latest < 1 {
+		t.Errorf("Migrate = (%d, %d), want (0, %d)", from, to, latest)
+	}
+	checkVersions(t, connectRaw(t, url))
+
+	from, to, err = Migrate(t.Context(), url)
+	if err != nil || from != to || to != SchemaVersion() {
+		t.Errorf("second Migrate = (%d, %d, %v), want (%d, %d, nil)", from, to, err, SchemaVersion(), SchemaVersion())
+	}
+}
+
+// From every earlier version (0 being an empty database): migrate to it,
+// plant data with that version's SQL, migrate to the latest and find the
+// data through the store.
+func TestMigrate_FromEachEarlierVersion(t *testing.T) {
+	ms := mustMigrations(t)
+	for v := 0; v < len(ms); v++ {
+		t.Run("FromVersion"+strconv.Itoa(v), func(t *testing.T) {
+			url := pgtest.Start(t)
+			conn := connectRaw(t, url)
+			if from, to, err := migrate(t.Context(), conn, ms[:v]); err != nil || to != v {
+				t.Fatalf("migrate to version %d = (%d, %d, %v)", v, from, to, err)
+			}
+			fixtures[v].seed(t, conn)
+
+			from, to, err := Migrate(t.Context(), url)
+			if err != nil {
+				t.Fatalf("Migrate from version %d: %v", v, err)
+			}
+			if from != v || to != len(ms) {
+				t.Errorf("Migrate = (%d, %d), want (%d, %d)", from, to, v, len(ms))
+			}
+			checkVersions(t, conn)
+			s, err := Open(t.Context(), url, Options{SkipMigrate: true})
+			if err != nil {
+				t.Fatalf("Open: %v", err)
+			}
+			defer s.Close()
+			fixtures[v].check(t, s)
+		})
+	}
+}
+
+// The data of the latest version survives a Migrate that finds nothing to
+// do; this also keeps the latest fixture tested before the next migration
+// needs it.
+func TestMigrate_CurrentVersionKeepsData(t *testing.T) {
+	url := pgtest.Start(t)
+	if _, _, err := Migrate(t.Context(), url); err != nil {
+		t.Fatal(err)
+	}
+	latest := SchemaVersion()
+	fixtures[latest].seed(t, connectRaw(t, url))
+	s, err := Open(t.Context(), url, Options{})
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	fixtures[latest].check(t, s)
+}
+
+func TestMigrate_ConcurrentOnEmptyDatabase(t *testing.T) {
+	url := pgtest.Start(t)
+	const nodes = 8
+	type result struct {
+		from, to int
+		err      error
+	}
+	results := make([]result, nodes)
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i := range nodes {
+		wg.Go(func() {
+			<-start
+			from, to, err := Migrate(t.Context(), url)
+			results[i] = result{from, to, err}
+		})
+	}
+	close(start)
+	wg.Wait()
+	latest := SchemaVersion()
+	fromEmpty := 0
+	for i, r := range results {
+		if r.err != nil {
+			t.Errorf("Migrate #%d: %v", i, r.err)
+		}
+		if r.to != latest {
+			t.Errorf("Migrate #%d left version %d, want %d", i, r.to, latest)
+		}
+		if r.from == 0 {
+			fromEmpty++
+		}
+	}
+	if fromEmpty != 1 {
+		t.Errorf("%d of %d concurrent Migrate calls migrated from version 0, want exactly 1", fromEmpty, nodes)
+	}
+	conn := connectRaw(t, url)
+	checkVersions(t, conn)
+	var tables []string
+	rows, _ := conn.Query(t.Context(), `SELECT table_name FROM information_schema.tables
+		WHERE table_schema = current_schema() ORDER BY table_name`)
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "api_keys key_check schema_migrations secrets tenant_keys"; strings.Join(tables, " ") != want {
+		t.Errorf("tables = %q, want %q", tables, want)
+	}
+}
+
+// A migration that fails halfway leaves nothing of itself behind: not its
+// first statement, not its version.
+func TestMigrate_FailedMigrationRollsBack(t *testing.T) {
+	url := pgtest.Start(t)
+	conn := connectRaw(t, url)
+	ms := mustMigrations(t)
+	broken := append(ms[:len(ms):len(ms)], migration{
+		version: len(ms) + 1,
+		name:    "9999_broken.sql",
+		sql:     "CREATE TABLE half_done (v int); SELECT 1/0;",
+	})
+	from, to, err := migrate(t.Context(), conn, broken)
+	if err == nil {
+		t.Fatalf("migrate with a broken migration succeeded")
+	}
+	if from != 0 || to != len(ms) {
+		t.Errorf("migrate = (%d, %d), want (0, %d): the good versions applied, the broken one not", from, to, len(ms))
+	}
+	var exists bool
+	if err := conn.QueryRow(t.Context(), "SELECT to_regclass('half_done') IS NOT NULL").Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	if exists {
+		t.Errorf("table half_done exists after its migration failed")
+	}
+	checkVersions(t, conn)
+}
+
+func TestMigrate_RefusesNewerSchema(t *testing.T) {
+	url := pgtest.Start(t)
+	if _, _, err := Migrate(t.Context(), url); err != nil {
+		t.Fatal(err)
+	}
+	newer := SchemaVersion() + 1
+	if _, err := connectRaw(t, url).Exec(t.Context(), "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, now())", newer); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Migrate(t.Context(), url); !errors.Is(err, ErrSchemaTooNew) {
+		t.Errorf("Migrate on a newer schema: err %v, want ErrSchemaTooNew", err)
+	}
+	for _, opts := range []Options{{}, {SkipMigrate: true}} {
+		s, err := Open(t.Context(), url, opts)
+		if err == nil {
+			s.Close()
+			t.Errorf("Open(%+v) on a newer schema succeeded", opts)
+		} else if !errors.Is(err, ErrSchemaTooNew) {
+			t.Errorf("Open(%+v) on a newer schema: err %v, want ErrSchemaTooNew", opts, err)
+		}
+	}
+}
+
+func TestOpen_SkipMigrateNeedsMigratedDatabase(t *testing.T) {
+	url := pgtest.Start(t)
+	s, err := Open(t.Context(), url, Options{SkipMigrate: true})
+	if err == nil {
+		s.Close()
+		t.Fatalf("Open with SkipMigrate on an empty database succeeded")
+	}
+	if !strings.Contains(err.Error(), "migrate") {
+		t.Errorf("Open error %q does not tell to run migrate", err)
+	}
+	if _, _, err := Migrate(t.Context(), url); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(t.Context(), url, Options{SkipMigrate: true})
+	if err != nil {
+		t.Fatalf("Open with SkipMigrate after Migrate: %v", err)
+	}
+	s.Close()
+}
+
+func TestMigrations_Parse(t *testing.T) {
+	tests := []struct {
+		name    string
+		files   fstest.MapFS
+		wantErr string
+	}{
+		{"Gap", fstest.MapFS{"migrations/0001_a.sql": {}, "migrations/0003_c.sql": {}}, "want version 2"},
+		{"StartsAtTwo", fstest.MapFS{"migrations/0002_b.sql": {}}, "want version 1"},
+		{"NoNumber", fstest.MapFS{"migrations/init.sql": {}}, "NNNN_description.sql"},
+		{"ShortNumber", fstest.MapFS{"migrations/1_init.sql": {}}, "NNNN_description.sql"},
+		{"Duplicate", fstest.MapFS{"migrations/0001_a.sql": {}, "migrations/0001_b.sql": {}}, "want version 2"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseMigrations(tt.files)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("parseMigrations = %v, want an error containing %q", err, tt.wantErr)
+			}
+		})
+	}
+	ms := mustMigrations(t)
+	if len(ms) == 0 || ms[0].name != "0001_init.sql" {
+		t.Errorf("embedded migrations = %v, want 0001_init.sql first", ms)
+	}
+}
+
+// checkVersions requires schema_migrations to hold each version from 1 to
+// the latest exactly once.
+func checkVersions(t *testing.T, conn *pgx.Conn) {
+	t.Helper()
+	rows, _ := conn.Query(t.Context(), "SELECT version FROM schema_migrations ORDER BY version")
+	versions, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		t.Fatalf("read schema_migrations: %v", err)
+	}
+	latest := SchemaVersion()
+	if len(versions) != latest {
+		t.Errorf("schema_migrations holds %v, want 1..%d once each", versions, latest)
+		return
+	}
+	for i, v := range versions {
+		if int(v) != i+1 {
+			t.Errorf("schema_migrations holds %v, want 1..%d once each", versions, latest)
+			return
+		}
+	}
+}

@@ -1,0 +1,150 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/neostore/neostore-secrets"
+)
+
+var errSecretNotFound = neostore.Errorf(neostore.ENOTFOUND, "Secret not found.")
+
+// GetSecret returns the sealed secret stored under tenant and key, or
+// ENOTFOUND. A row that does not decode is an internal error.
+func (s *Store) GetSecret(ctx context.Context, tenant, key string) (neostore.SealedSecret, error) {
+	ctx, cancel, err := s.call(ctx)
+	if err != nil {
+		return neostore.SealedSecret{}, fmt.Errorf("postgres: get secret: %w", err)
+	}
+	defer cancel()
+	var (
+		ciphertext []byte
+		nb, eo     bound
+	)
+	err = s.pool.QueryRow(ctx, `SELECT ciphertext, not_before_s, not_before_ns, expires_on_s, expires_on_ns
+		FROM secrets WHERE tenant = $1 AND key = $2`, tenant, key).
+		Scan(&ciphertext, &nb.s, &nb.ns, &eo.s, &eo.ns)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return neostore.SealedSecret{}, errSecretNotFound
+	} else if err != nil {
+		return neostore.SealedSecret{}, s.fail(ctx, "get secret", err)
+	}
+	notBefore, err1 := nb.decode()
+	expiresOn, err2 := eo.decode()
+	if err := errors.Join(err1, err2); err != nil {
+		return neostore.SealedSecret{}, fmt.Errorf("postgres: secret %q of tenant %q: %w", key, tenant, err)
+	}
+	return neostore.SealedSecret{
+		Ciphertext: ciphertext, // pgx scans into a fresh slice
+		Validity:   neostore.Validity{NotBefore: notBefore, ExpiresOn: expiresOn},
+	}, nil
+}
+
+// PutSecret stores sec under tenant and key, replacing value and window of
+// any previous secret in one statement, so that no reader on any node sees
+// the value of one put with the window of another. A nil return means the
+// transaction committed (durable as far as the server's synchronous_commit
+// promises).
+func (s *Store) PutSecret(ctx context.Context, tenant, key string, sec neostore.SealedSecret) error {
+	ctx, cancel, err := s.call(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: put secret: %w", err)
+	}
+	defer cancel()
+	nb, eo := encodeBound(sec.Validity.NotBefore), encodeBound(sec.Validity.ExpiresOn)
+	_, err = s.pool.Exec(ctx, `INSERT INTO secrets (tenant, key, ciphertext, not_before_s, not_before_ns, expires_on_s, expires_on_ns)
+		VALUES ($1, $2, $3, $4, $5, $6, $7)
+		ON CONFLICT (tenant, key) DO UPDATE SET
+			ciphertext = excluded.ciphertext,
+			not_before_s = excluded.not_before_s, not_before_ns = excluded.not_before_ns,
+			expires_on_s = excluded.expires_on_s, expires_on_ns = excluded.expires_on_ns`,
+		tenant, key, nonNil(sec.Ciphertext), nb.s, nb.ns, eo.s, eo.ns)
+	if err != nil {
+		return s.fail(ctx, "put secret", err)
+	}
+	return nil
+}
+
+// DeleteSecret removes the secret under tenant and key; removing an absent
+// one succeeds. A nil return means the deletion committed.
+func (s *Store) DeleteSecret(ctx context.Context, tenant, key string) error {
+	ctx, cancel, err := s.call(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: delete secret: %w", err)
+	}
+	defer cancel()
+	if _, err := s.pool.Exec(ctx, "DELETE FROM secrets WHERE tenant = $1 AND key = $2", tenant, key); err != nil {
+		return s.fail(ctx, "delete secret", err)
+	}
+	return nil
+}
+
+// ListSecretKeys returns tenant's key names in ordinal byte order (the
+// column is COLLATE "C"), or an empty slice when the tenant has none.
+func (s *Store) ListSecretKeys(ctx context.Context, tenant string) ([]string, error) {
+	ctx, cancel, err := s.call(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list secret keys: %w", err)
+	}
+	defer cancel()
+	rows, _ := s.pool.Query(ctx, "SELECT key FROM secrets WHERE tenant = $1 ORDER BY key", tenant)
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, s.fail(ctx, "list secret keys", err)
+	}
+	if keys == nil {
+		keys = []string{}
+	}
+	return keys, nil
+}
+
+// ListTenants returns every tenant with a data key or a secret, in ordinal
+// byte order.
+func (s *Store) ListTenants(ctx context.Context) ([]string, error) {
+	ctx, cancel, err := s.call(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list tenants: %w", err)
+	}
+	defer cancel()
+	rows, _ := s.pool.Query(ctx, "SELECT tenant FROM tenant_keys UNION SELECT tenant FROM secrets ORDER BY tenant")
+	tenants, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, s.fail(ctx, "list tenants", err)
+	}
+	if tenants == nil {
+		tenants = []string{}
+	}
+	return tenants, nil
+}
+
+// bound is the stored form of a neostore.Bound: seconds since the Unix
+// epoch and nanoseconds, both NULL when unset. Years 1 to 9999 and every
+// nanosecond round-trip, and year 1 stays distinct from "unset".
+type bound struct {
+	s  *int64
+	ns *int32
+}
+
+func encodeBound(b neostore.Bound) bound {
+	if !b.Set {
+		return bound{}
+	}
+	sec, ns := b.At.Unix(), int32(b.At.Nanosecond())
+	return bound{s: &sec, ns: &ns}
+}
+
+func (b bound) decode() (neostore.Bound, error) {
+	switch {
+	case b.s == nil && b.ns == nil:
+		return neostore.Bound{}, nil
+	case b.s == nil || b.ns == nil:
+		return neostore.Bound{}, errors.New("corrupt secret row: half of a validity bound is NULL")
+	case *b.ns < 0 || *b.ns > 999_999_999:
+		return neostore.Bound{}, fmt.Errorf("corrupt secret row: %d nanoseconds", *b.ns)
+	}
+	return neostore.At(time.Unix(*b.s, int64(*b.ns))), nil
+}
