@@ -8,12 +8,14 @@ import (
 
 // addRoutes is the routing table of the API: every route, the scope it
 // needs, and what the other methods on its path get.
-func addRoutes(mux *http.ServeMux, out *responder, auth *authenticator, secrets *neostore.SecretService, limits bodyLimits) {
+func addRoutes(mux *http.ServeMux, out *responder, auth *authenticator, secrets *neostore.SecretService, limits bodyLimits, readiness map[string]ReadinessCheck) {
 	mux.Handle("GET /api/{tenantId}/secrets", auth.require(neostore.ScopeRead, handleListSecrets(out, secrets)))
 	mux.Handle("GET /api/{tenantId}/secrets/{key}", auth.require(neostore.ScopeRead, handleGetSecret(out, secrets)))
 	mux.Handle("PUT /api/{tenantId}/secrets/{key}", auth.require(neostore.ScopeWrite, handlePutSecret(out, secrets, limits)))
 	mux.Handle("DELETE /api/{tenantId}/secrets/{key}", auth.require(neostore.ScopeWrite, handleDeleteSecret(out, secrets)))
-	mux.Handle("GET /openapi.json", handleOpenAPI(out)) // unauthenticated
+	mux.Handle("GET /openapi.json", handleOpenAPI(out))     // unauthenticated
+	mux.Handle("GET /healthz", handleHealthz(out))          // unauthenticated
+	mux.Handle("GET /readyz", handleReadyz(out, readiness)) // unauthenticated
 
 	// Any other method on these paths is 405. HEAD is listed because
 	// ServeMux would otherwise answer it with the GET handler; ASP.NET Core
@@ -24,6 +26,10 @@ func addRoutes(mux *http.ServeMux, out *responder, auth *authenticator, secrets 
 	mux.Handle("HEAD /api/{tenantId}/secrets/{key}", handleMethodNotAllowed(out, "GET, PUT, DELETE"))
 	mux.Handle("/openapi.json", handleMethodNotAllowed(out, "GET"))
 	mux.Handle("HEAD /openapi.json", handleMethodNotAllowed(out, "GET"))
+	for _, path := range []string{"/healthz", "/readyz"} {
+		mux.Handle(path, handleMethodNotAllowed(out, "GET"))
+		mux.Handle("HEAD "+path, handleMethodNotAllowed(out, "GET"))
+	}
 
 	// Everything else is 404, as a problem rather than ServeMux's text.
 	mux.Handle("/", handleNotFound(out))

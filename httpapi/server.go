@@ -43,6 +43,10 @@ type Config struct {
 	// Now is the clock for request durations in the debug log. Nil means
 	// time.Now.
 	Now func() time.Time
+
+	// Readiness names the checks GET /readyz runs (store reachable, master
+	// key loaded, audit trail writable). Nil means /readyz is always ready.
+	Readiness map[string]ReadinessCheck
 }
 
 // server is the root handler: it gives every request its trace context and
@@ -79,7 +83,7 @@ func NewServer(cfg Config, secrets *neostore.SecretService, apiKeys, tokens neos
 	auth := &authenticator{apiKeys: apiKeys, tokens: tokens, out: out}
 	limits := bodyLimits{maxBody: maxBody, maxValue: maxValue}
 	mux := http.NewServeMux()
-	addRoutes(mux, out, auth, secrets, limits)
+	addRoutes(mux, out, auth, secrets, limits, cfg.Readiness)
 	return &server{mux: mux, out: out, now: now}
 }
 
