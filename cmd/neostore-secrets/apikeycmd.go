@@ -4,16 +4,15 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
 	"github.com/neostore/neostore-secrets"
 	"github.com/neostore/neostore-secrets/admin"
 	"github.com/neostore/neostore-secrets/apikey"
-	"github.com/neostore/neostore-secrets/bolt"
 )
 
 func runAPIKey(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -31,19 +30,31 @@ func runAPIKey(ctx context.Context, args []string, getenv func(string) string, s
 	return usageError("apikey: unknown command %q; want create, list or revoke", args[0])
 }
 
+// storeFlags are the flags every apikey command takes to find the keys.
+type storeFlags struct {
+	dataDir string
+	store   storeConfig
+}
+
+func (f *storeFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.dataDir, "data", "", "data directory of the server (its admin socket, or the embedded database when no server runs)")
+	f.store.register(fs)
+}
+
 // withIssuer runs fn against the running server's admin socket when a server
-// serves dataDir, and against the store itself when none does.
-func withIssuer(ctx context.Context, dataDir string, fn func(neostore.APIKeyIssuer) error) error {
-	if dataDir == "" {
-		return usageError("--data is required: the data directory the server was given")
+// serves the data directory, else against the store itself. With a shared
+// (PostgreSQL) store, other nodes pick the change up within their
+// --apikey-reload-interval.
+func withIssuer(ctx context.Context, f storeFlags, fn func(neostore.APIKeyIssuer) error) error {
+	if f.dataDir != "" {
+		client, err := admin.Dial(f.dataDir)
+		if err == nil {
+			return fn(client)
+		} else if !errors.Is(err, admin.ErrNoServer) {
+			return err
+		}
 	}
-	client, err := admin.Dial(dataDir)
-	if err == nil {
-		return fn(client)
-	} else if !errors.Is(err, admin.ErrNoServer) {
-		return err
-	}
-	store, err := bolt.Open(filepath.Join(dataDir, databaseFile), bolt.Options{})
+	store, err := f.store.open(ctx, f.dataDir)
 	if err != nil {
 		return err
 	}
@@ -57,7 +68,8 @@ func withIssuer(ctx context.Context, dataDir string, fn func(neostore.APIKeyIssu
 
 func runAPIKeyCreate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("apikey create", stderr)
-	dataDir := fs.String("data", "", "data directory of the server")
+	var where storeFlags
+	where.register(fs)
 	tenant := fs.String("tenant", "", "tenant the key may touch")
 	var scopes stringList
 	fs.Var(&scopes, "scope", "Secret.Read or Secret.Write; repeatable")
@@ -82,7 +94,7 @@ func runAPIKeyCreate(ctx context.Context, args []string, getenv func(string) str
 		}
 		req.ExpiresAt = neostore.At(t)
 	}
-	return withIssuer(ctx, *dataDir, func(issuer neostore.APIKeyIssuer) error {
+	return withIssuer(ctx, where, func(issuer neostore.APIKeyIssuer) error {
 		key, rec, err := issuer.Create(ctx, req)
 		if err != nil {
 			return cliError(err)
@@ -113,13 +125,14 @@ func mustMarshalKey(k neostore.APIKey) json.RawMessage {
 
 func runAPIKeyList(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("apikey list", stderr)
-	dataDir := fs.String("data", "", "data directory of the server")
+	var where storeFlags
+	where.register(fs)
 	tenant := fs.String("tenant", "", "list only this tenant's keys")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
-	return withIssuer(ctx, *dataDir, func(issuer neostore.APIKeyIssuer) error {
+	return withIssuer(ctx, where, func(issuer neostore.APIKeyIssuer) error {
 		keys, err := issuer.List(ctx, *tenant)
 		if err != nil {
 			return cliError(err)
@@ -152,7 +165,8 @@ func runAPIKeyList(ctx context.Context, args []string, getenv func(string) strin
 
 func runAPIKeyRevoke(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("apikey revoke", stderr)
-	dataDir := fs.String("data", "", "data directory of the server")
+	var where storeFlags
+	where.register(fs)
 	ids, err := parseArgs(fs, args, getenv)
 	if err != nil {
 		return err
@@ -161,7 +175,7 @@ func runAPIKeyRevoke(ctx context.Context, args []string, getenv func(string) str
 		return usageError("apikey revoke: want one key id: apikey revoke --data DIR ID")
 	}
 	id := ids[0]
-	return withIssuer(ctx, *dataDir, func(issuer neostore.APIKeyIssuer) error {
+	return withIssuer(ctx, where, func(issuer neostore.APIKeyIssuer) error {
 		if err := issuer.Revoke(ctx, id); err != nil {
 			return cliError(err)
 		}

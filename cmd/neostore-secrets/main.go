@@ -61,6 +61,8 @@ commands:
   apikey create   issue an API key for a tenant
   apikey list     list API keys (never the keys themselves)
   apikey revoke   revoke an API key at once
+  migrate         apply the PostgreSQL schema migrations
+  migrate-store   copy an embedded store into PostgreSQL, still sealed, and verify the copy
 
 Every flag can also be given as an environment variable: --master-key-file is
 NEOSTORE_MASTER_KEY_FILE. Flags given on the command line win.
@@ -83,6 +85,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runKeys(ctx, rest, getenv, stdout, stderr)
 	case "apikey":
 		return runAPIKey(ctx, rest, getenv, stdout, stderr)
+	case "migrate":
+		return runMigrate(ctx, rest, getenv, stdout, stderr)
+	case "migrate-store":
+		return runMigrateStore(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -10,14 +10,13 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/neostore/neostore-secrets"
 	"github.com/neostore/neostore-secrets/admin"
 	"github.com/neostore/neostore-secrets/apikey"
-	"github.com/neostore/neostore-secrets/bolt"
 	"github.com/neostore/neostore-secrets/envelope"
 	"github.com/neostore/neostore-secrets/httpapi"
 )
@@ -26,7 +25,7 @@ import (
 // means its documented default.
 type serveConfig struct {
 	Listen        string // address of the API; default 127.0.0.1:8200
-	DataDir       string // data directory (database, admin socket); required
+	DataDir       string // data directory (embedded database, admin socket); required with the embedded store
 	MasterKeyFile string // Tink JSON keyset file; or the keyset itself in NEOSTORE_MASTER_KEY
 	MasterKey     string // the keyset JSON, from the environment only (flags show in ps)
 	InsecureHTTP  bool   // allow plain HTTP on a non-loopback address
@@ -35,13 +34,14 @@ type serveConfig struct {
 	LogFormat     string // text or json; default text
 	ShutdownGrace time.Duration
 	Tokens        tokenConfig
+	Store         storeConfig
 }
 
 const defaultListen = "127.0.0.1:8200"
 
 func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Listen, "listen", defaultListen, "address to serve the API on")
-	fs.StringVar(&c.DataDir, "data", "", "data directory (created with mode 0700 if missing)")
+	fs.StringVar(&c.DataDir, "data", "", "data directory (created with mode 0700 if missing): the embedded database and the admin socket; optional with --store postgres")
 	fs.StringVar(&c.MasterKeyFile, "master-key-file", "", "master keyset file written by `keys init`; or set NEOSTORE_MASTER_KEY to its contents")
 	fs.BoolVar(&c.InsecureHTTP, "insecure-http", false, "serve plain HTTP on a non-loopback address (only behind a TLS-terminating proxy)")
 	fs.IntVar(&c.MaxValueBytes, "max-value-bytes", 64<<10, "largest secret value accepted, in bytes (at most 512 KiB)")
@@ -49,6 +49,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 30*time.Second, "how long SIGTERM waits for in-flight requests")
 	c.Tokens.register(fs)
+	c.Store.register(fs)
 }
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -101,8 +102,11 @@ type node struct {
 // requests and closes the store. ready, when not nil, is called once the
 // server accepts requests.
 func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger *slog.Logger, ready func(*node) error) error {
-	if cfg.DataDir == "" {
-		return usageError("serve: --data is required")
+	if cfg.Store.Kind == "" {
+		cfg.Store.Kind = storeBolt
+	}
+	if err := cfg.Store.validate(cfg.DataDir); err != nil {
+		return err
 	}
 	if cfg.MaxValueBytes <= 0 || cfg.MaxValueBytes > 512<<10 {
 		return usageError("serve: --max-value-bytes must be between 1 and 524288")
@@ -110,16 +114,20 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 	if err := checkListenAddress(cfg.Listen, cfg.InsecureHTTP, logger); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return fmt.Errorf("create data directory: %w", err)
+	var adminLn net.Listener
+	if cfg.DataDir != "" {
+		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+			return fmt.Errorf("create data directory: %w", err)
+		}
+		ln, err := admin.Listen(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		defer ln.Close()
+		adminLn = ln
 	}
-	adminLn, err := admin.Listen(cfg.DataDir)
-	if err != nil {
-		return err
-	}
-	defer adminLn.Close()
 
-	store, err := bolt.Open(filepath.Join(cfg.DataDir, databaseFile), bolt.Options{})
+	store, err := cfg.Store.open(ctx, cfg.DataDir)
 	if err != nil {
 		return err
 	}
@@ -141,7 +149,17 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 		return err
 	}
 	secrets := neostore.NewSecretService(store, envelope.NewSealer(master, store), now)
-	handler := httpapi.NewServer(httpapi.Config{MaxValueBytes: cfg.MaxValueBytes, Logger: logger, Now: now}, secrets, keys, tokens)
+	handler := httpapi.NewServer(httpapi.Config{
+		MaxValueBytes: cfg.MaxValueBytes,
+		Logger:        logger,
+		Now:           now,
+		Readiness: map[string]httpapi.ReadinessCheck{
+			"store": store.Ping,
+			// The master key is loaded and checked before the server
+			// starts; the check names it so probes show what was verified.
+			"masterKey": func(context.Context) error { return nil },
+		},
+	}, secrets, keys, tokens)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -160,15 +178,17 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
-	go func() { errc <- adminSrv.Serve(adminLn) }()
-	logger.Info("serving", "addr", ln.Addr().String(), "data", cfg.DataDir, "admin_socket", filepath.Join(cfg.DataDir, admin.SocketName))
+	if adminLn != nil {
+		go func() { errc <- adminSrv.Serve(adminLn) }()
+	}
+	logger.Info("serving", "addr", ln.Addr().String(), "store", cfg.Store.Kind, "data", cfg.DataDir)
 
-	flushDone := make(chan struct{})
-	flushCtx, stopFlush := context.WithCancel(context.Background())
-	go func() {
-		defer close(flushDone)
-		flushLastUsed(flushCtx, keys, logger)
-	}()
+	var background sync.WaitGroup
+	bgCtx, stopBackground := context.WithCancel(context.Background())
+	background.Go(func() { flushLastUsed(bgCtx, keys, logger) })
+	if cfg.Store.shared() {
+		background.Go(func() { reloadAPIKeys(bgCtx, keys, cfg.Store.APIKeyReload, logger) })
+	}
 
 	var serveErr error
 	if ready != nil {
@@ -187,8 +207,8 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 		logger.Warn("in-flight requests did not finish in time", "err", err)
 	}
 	adminSrv.Shutdown(shutdownCtx)
-	stopFlush()
-	<-flushDone
+	stopBackground()
+	background.Wait()
 	if err := keys.FlushLastUsed(shutdownCtx); err != nil {
 		logger.Warn("could not record API key use", "err", err)
 	}
@@ -214,6 +234,27 @@ func flushLastUsed(ctx context.Context, keys *apikey.Verifier, logger *slog.Logg
 		case <-t.C:
 			if err := keys.FlushLastUsed(ctx); err != nil {
 				logger.Warn("could not record API key use", "err", err)
+			}
+		}
+	}
+}
+
+// reloadAPIKeys re-reads the API keys of a shared store every interval, so
+// that a key created or revoked on another node takes effect here within
+// interval plus one query. On failure the previous keys stay in force.
+func reloadAPIKeys(ctx context.Context, keys *apikey.Verifier, interval time.Duration, logger *slog.Logger) {
+	if interval <= 0 {
+		interval = 2 * time.Second
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := keys.Reload(ctx); err != nil && ctx.Err() == nil {
+				logger.Warn("could not reload API keys; keeping the previous ones", "err", err)
 			}
 		}
 	}
