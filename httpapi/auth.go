@@ -35,6 +35,7 @@ func (a *authenticator) require(scope neostore.Scope, next http.Handler) http.Ha
 		if !ok {
 			return
 		}
+		requestStateFrom(r.Context()).audit.principal = p
 		tenant := r.PathValue("tenantId")
 		var reason string
 		switch {

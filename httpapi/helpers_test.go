@@ -112,6 +112,7 @@ func (b *lockedBuffer) String() string {
 // t.TempDir(). Every exchange it makes is validated against openapi.json
 // when the test ends.
 type fixture struct {
+	secrets  *neostore.SecretService
 	handler  http.Handler
 	clock    *clock
 	logs     *lockedBuffer
@@ -171,6 +172,7 @@ func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 		tokenVerifier = tokens
 	}
 	return &fixture{
+		secrets:  secrets,
 		handler:  httpapi.NewServer(cfg, secrets, testAPIKeys(), tokenVerifier),
 		clock:    clk,
 		logs:     logs,
@@ -256,4 +258,17 @@ func serve(f *fixture, r *http.Request) *http.Response {
 	rec := httptest.NewRecorder()
 	f.handler.ServeHTTP(rec, r)
 	return rec.Result()
+}
+
+// newFixtureOver returns a fixture serving the same secrets as f with the
+// default configuration, to look at f's store from outside its settings.
+func newFixtureOver(t testing.TB, f *fixture) *fixture {
+	t.Helper()
+	return &fixture{
+		secrets:  f.secrets,
+		handler:  httpapi.NewServer(httpapi.Config{Now: f.clock.Now}, f.secrets, testAPIKeys(), testTokens()),
+		clock:    f.clock,
+		logs:     &lockedBuffer{},
+		contract: newContractRecorder(t),
+	}
 }

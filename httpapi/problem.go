@@ -84,6 +84,7 @@ const retryAfterSeconds = "5"
 func (o *responder) error(w http.ResponseWriter, r *http.Request, err error) {
 	code := neostore.ErrorCode(err)
 	status := errorStatus(code)
+	requestStateFrom(r.Context()).audit.errorCode = code
 	var detail string
 	var fields map[string][]string
 	switch status {

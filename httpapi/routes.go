@@ -9,10 +9,10 @@ import (
 // addRoutes is the routing table of the API: every route, the scope it
 // needs, and what the other methods on its path get.
 func addRoutes(mux *http.ServeMux, out *responder, auth *authenticator, secrets *neostore.SecretService, limits bodyLimits, readiness map[string]ReadinessCheck) {
-	mux.Handle("GET /api/{tenantId}/secrets", auth.require(neostore.ScopeRead, handleListSecrets(out, secrets)))
-	mux.Handle("GET /api/{tenantId}/secrets/{key}", auth.require(neostore.ScopeRead, handleGetSecret(out, secrets)))
-	mux.Handle("PUT /api/{tenantId}/secrets/{key}", auth.require(neostore.ScopeWrite, handlePutSecret(out, secrets, limits)))
-	mux.Handle("DELETE /api/{tenantId}/secrets/{key}", auth.require(neostore.ScopeWrite, handleDeleteSecret(out, secrets)))
+	mux.Handle("GET /api/{tenantId}/secrets", operation(neostore.OpSecretList, auth.require(neostore.ScopeRead, handleListSecrets(out, secrets))))
+	mux.Handle("GET /api/{tenantId}/secrets/{key}", operation(neostore.OpSecretGet, auth.require(neostore.ScopeRead, handleGetSecret(out, secrets))))
+	mux.Handle("PUT /api/{tenantId}/secrets/{key}", operation(neostore.OpSecretPut, auth.require(neostore.ScopeWrite, handlePutSecret(out, secrets, limits))))
+	mux.Handle("DELETE /api/{tenantId}/secrets/{key}", operation(neostore.OpSecretDelete, auth.require(neostore.ScopeWrite, handleDeleteSecret(out, secrets))))
 	mux.Handle("GET /openapi.json", handleOpenAPI(out))     // unauthenticated
 	mux.Handle("GET /healthz", handleHealthz(out))          // unauthenticated
 	mux.Handle("GET /readyz", handleReadyz(out, readiness)) // unauthenticated

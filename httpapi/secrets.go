@@ -79,6 +79,14 @@ func handlePutSecret(out *responder, secrets *neostore.SecretService, limits bod
 			out.error(w, r, err)
 			return
 		}
+		if err := req.validity.Validate(); err != nil {
+			out.error(w, r, err)
+			return
+		}
+		if err := auditWrite(w, r, http.StatusNoContent); err != nil {
+			out.error(w, r, err)
+			return
+		}
 		if err := secrets.Put(r.Context(), tenant, key, req.value, req.validity); err != nil {
 			out.error(w, r, err)
 			return
@@ -93,6 +101,10 @@ func handleDeleteSecret(out *responder, secrets *neostore.SecretService) http.Ha
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tenant, key := r.PathValue("tenantId"), r.PathValue("key")
 		if err := validateTenantAndKey(tenant, key); err != nil {
+			out.error(w, r, err)
+			return
+		}
+		if err := auditWrite(w, r, http.StatusNoContent); err != nil {
 			out.error(w, r, err)
 			return
 		}

@@ -9,8 +9,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"path"
 	"runtime/debug"
+	"strings"
 	"time"
 
 	"github.com/neostore/neostore-secrets"
@@ -47,15 +49,25 @@ type Config struct {
 	// Readiness names the checks GET /readyz runs (store reachable, master
 	// key loaded, audit trail writable). Nil means /readyz is always ready.
 	Readiness map[string]ReadinessCheck
+
+	// Auditor receives one record per request to /api/, before the
+	// response is sent; when it refuses, the request gets 503 and a write
+	// changes nothing. Nil disables auditing.
+	Auditor neostore.Auditor
+
+	// TrustedProxies are the peers whose X-Forwarded-For is believed: for
+	// them the audit record names the hop they added as the client.
+	TrustedProxies []netip.Prefix
 }
 
 // server is the root handler: it gives every request its trace context and
 // security headers, recovers from panics, turns unclean paths into 404
 // problems instead of ServeMux's redirects, and hands the rest to the mux.
 type server struct {
-	mux *http.ServeMux
-	out *responder
-	now func() time.Time
+	mux   *http.ServeMux
+	out   *responder
+	now   func() time.Time
+	audit *auditor // nil: no audit trail
 }
 
 // NewServer returns the handler of the Secret API. apiKeys verifies X-API-KEY
@@ -84,7 +96,11 @@ func NewServer(cfg Config, secrets *neostore.SecretService, apiKeys, tokens neos
 	limits := bodyLimits{maxBody: maxBody, maxValue: maxValue}
 	mux := http.NewServeMux()
 	addRoutes(mux, out, auth, secrets, limits, cfg.Readiness)
-	return &server{mux: mux, out: out, now: now}
+	s := &server{mux: mux, out: out, now: now}
+	if cfg.Auditor != nil {
+		s.audit = &auditor{sink: cfg.Auditor, trustedProxies: cfg.TrustedProxies, now: now, out: out}
+	}
+	return s
 }
 
 // ServeHTTP implements http.Handler.
@@ -107,6 +123,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				slog.Duration("duration", s.now().Sub(start)))
 		}()
 		w = sw
+	}
+	if s.audit != nil && strings.HasPrefix(r.URL.Path, "/api/") {
+		st.audit.start = s.now()
+		w = &auditWriter{ResponseWriter: w, r: r, a: s.audit, st: st}
 	}
 	defer s.recoverPanic(w, r)
 

@@ -13,6 +13,7 @@ type requestState struct {
 	spanID       [8]byte
 	flags        byte
 	id           string // the formatted traceId, built on first use
+	audit        auditState
 }
 
 type requestStateKey struct{}
