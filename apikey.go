@@ -77,6 +77,7 @@ type Store interface {
 	TenantKeyStore
 	KeyCheckStore
 	APIKeyStore
+	AuditStateStore
 
 	// ListTenants returns, in ordinal byte order, every tenant that has a
 	// data key or a secret. Moving a store (migrate-store) and rewrapping

@@ -47,6 +47,37 @@ type AuditRecord struct {
 	Duration   time.Duration  `json:"durationNs"`
 }
 
+// AuditStateStore keeps what the audit trail needs from the store: its HMAC
+// key, wrapped by the master key, and the checkpoint of each node's chain
+// (sequence number and hash of its last record), against which a cut tail
+// of the audit file is detected.
+type AuditStateStore interface {
+	// GetAuditKey returns the wrapped audit key, or ENOTFOUND.
+	GetAuditKey(ctx context.Context) ([]byte, error)
+
+	// CreateAuditKey stores wrapped unless an audit key is stored, and
+	// returns the one stored afterwards.
+	CreateAuditKey(ctx context.Context, wrapped []byte) ([]byte, error)
+
+	// SaveAuditCheckpoint records that node's chain reached seq with hash.
+	// A checkpoint never moves backwards: an older seq is ignored.
+	SaveAuditCheckpoint(ctx context.Context, node string, seq uint64, hash []byte) error
+
+	// LoadAuditCheckpoint returns node's checkpoint; found is false when
+	// the node never saved one.
+	LoadAuditCheckpoint(ctx context.Context, node string) (seq uint64, hash []byte, found bool, err error)
+
+	// ListAuditCheckpoints returns every node's checkpoint, by node.
+	ListAuditCheckpoints(ctx context.Context) ([]AuditCheckpoint, error)
+}
+
+// AuditCheckpoint is how far one node's audit chain is known to reach.
+type AuditCheckpoint struct {
+	Node string
+	Seq  uint64
+	Hash []byte
+}
+
 // Auditor appends records to the audit trail.
 type Auditor interface {
 	// Audit appends r and returns once it is as durable as the configured

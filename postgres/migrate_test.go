@@ -57,9 +57,32 @@ var fixtures = map[int]fixture{
 	// Version 0 is an empty database: nothing to keep.
 	0: {seed: func(*testing.T, *pgx.Conn) {}, check: func(*testing.T, *Store) {}},
 
-	1: {
+	1: {seed: seedVersion1, check: checkVersion1},
+	2: {
 		seed: func(t *testing.T, conn *pgx.Conn) {
+			seedVersion1(t, conn)
 			_, err := conn.Exec(t.Context(), `
+				INSERT INTO audit_key (id, wrapped) VALUES (TRUE, '\xaa55');
+				INSERT INTO audit_checkpoints (node, seq, hash) VALUES ('node-1', 42, '\xbeef');
+			`)
+			if err != nil {
+				t.Fatalf("seed version 2: %v", err)
+			}
+		},
+		check: func(t *testing.T, s *Store) {
+			checkVersion1(t, s)
+			if k, err := s.GetAuditKey(t.Context()); err != nil || !bytes.Equal(k, []byte{0xaa, 0x55}) {
+				t.Errorf("GetAuditKey = %x, %v; want aa55", k, err)
+			}
+			if seq, hash, found, err := s.LoadAuditCheckpoint(t.Context(), "node-1"); err != nil || !found || seq != 42 || !bytes.Equal(hash, []byte{0xbe, 0xef}) {
+				t.Errorf("LoadAuditCheckpoint = %d %x %v %v; want 42 beef", seq, hash, found, err)
+			}
+		},
+	},
+}
+
+func seedVersion1(t *testing.T, conn *pgx.Conn) {
+	_, err := conn.Exec(t.Context(), `
 				INSERT INTO tenant_keys (tenant, wrapped) VALUES ('acme', '\x0102');
 				INSERT INTO secrets (tenant, key, ciphertext, not_before_s, not_before_ns, expires_on_s, expires_on_ns)
 					VALUES ('acme', 'db-password', '\xa5a5', -62135596800, 0, 1740832496, 123456789),
@@ -69,43 +92,42 @@ var fixtures = map[int]fixture{
 					VALUES ('k1', '\x01', 'acme', 'deploy', ARRAY['Secret.Read', 'Secret.Write'],
 					        '2025-01-02 03:04:05.000006+00', '2025-01-02 03:04:05.000006+00');
 			`)
-			if err != nil {
-				t.Fatalf("seed version 1: %v", err)
-			}
-		},
-		check: func(t *testing.T, s *Store) {
-			ctx := t.Context()
-			if wrapped, err := s.GetTenantKey(ctx, "acme"); err != nil || !bytes.Equal(wrapped, []byte{1, 2}) {
-				t.Errorf("GetTenantKey = %x, %v; want 0102", wrapped, err)
-			}
-			sec, err := s.GetSecret(ctx, "acme", "db-password")
-			if err != nil {
-				t.Fatalf("GetSecret: %v", err)
-			}
-			if !bytes.Equal(sec.Ciphertext, []byte{0xa5, 0xa5}) ||
-				!sec.Validity.NotBefore.Set || !sec.Validity.NotBefore.At.Equal(fixtureYearOne) ||
-				!sec.Validity.ExpiresOn.Set || !sec.Validity.ExpiresOn.At.Equal(fixtureTime) {
-				t.Errorf("GetSecret = %+v, want a5a5 valid from year 1 until %v", sec, fixtureTime)
-			}
-			open, err := s.GetSecret(ctx, "acme", "open")
-			if err != nil || open.Validity.NotBefore.Set || open.Validity.ExpiresOn.Set {
-				t.Errorf("GetSecret(open) = %+v, %v; want no bounds", open, err)
-			}
-			if rec, err := s.GetKeyCheck(ctx); err != nil || !bytes.Equal(rec, []byte{0xc0, 0xff, 0xee}) {
-				t.Errorf("GetKeyCheck = %x, %v; want c0ffee", rec, err)
-			}
-			keys, err := s.ListAPIKeys(ctx, "acme")
-			if err != nil || len(keys) != 1 {
-				t.Fatalf("ListAPIKeys = %+v, %v; want k1", keys, err)
-			}
-			k := keys[0]
-			if k.ID != "k1" || k.Name != "deploy" || k.Scopes != neostore.ScopeRead|neostore.ScopeWrite ||
-				!bytes.Equal(k.Hash, []byte{1}) || !k.CreatedAt.Equal(fixtureCreated) ||
-				!k.RevokedAt.Set || k.ExpiresAt.Set || k.LastUsed.Set {
-				t.Errorf("API key = %+v, want the seeded k1", k)
-			}
-		},
-	},
+	if err != nil {
+		t.Fatalf("seed version 1: %v", err)
+	}
+}
+
+func checkVersion1(t *testing.T, s *Store) {
+	ctx := t.Context()
+	if wrapped, err := s.GetTenantKey(ctx, "acme"); err != nil || !bytes.Equal(wrapped, []byte{1, 2}) {
+		t.Errorf("GetTenantKey = %x, %v; want 0102", wrapped, err)
+	}
+	sec, err := s.GetSecret(ctx, "acme", "db-password")
+	if err != nil {
+		t.Fatalf("GetSecret: %v", err)
+	}
+	if !bytes.Equal(sec.Ciphertext, []byte{0xa5, 0xa5}) ||
+		!sec.Validity.NotBefore.Set || !sec.Validity.NotBefore.At.Equal(fixtureYearOne) ||
+		!sec.Validity.ExpiresOn.Set || !sec.Validity.ExpiresOn.At.Equal(fixtureTime) {
+		t.Errorf("GetSecret = %+v, want a5a5 valid from year 1 until %v", sec, fixtureTime)
+	}
+	open, err := s.GetSecret(ctx, "acme", "open")
+	if err != nil || open.Validity.NotBefore.Set || open.Validity.ExpiresOn.Set {
+		t.Errorf("GetSecret(open) = %+v, %v; want no bounds", open, err)
+	}
+	if rec, err := s.GetKeyCheck(ctx); err != nil || !bytes.Equal(rec, []byte{0xc0, 0xff, 0xee}) {
+		t.Errorf("GetKeyCheck = %x, %v; want c0ffee", rec, err)
+	}
+	keys, err := s.ListAPIKeys(ctx, "acme")
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("ListAPIKeys = %+v, %v; want k1", keys, err)
+	}
+	k := keys[0]
+	if k.ID != "k1" || k.Name != "deploy" || k.Scopes != neostore.ScopeRead|neostore.ScopeWrite ||
+		!bytes.Equal(k.Hash, []byte{1}) || !k.CreatedAt.Equal(fixtureCreated) ||
+		!k.RevokedAt.Set || k.ExpiresAt.Set || k.LastUsed.Set {
+		t.Errorf("API key = %+v, want the seeded k1", k)
+	}
 }
 
 func TestMigrate_EveryVersionHasFixture(t *testing.T) {
@@ -227,7 +249,7 @@ func TestMigrate_ConcurrentOnEmptyDatabase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "api_keys key_check schema_migrations secrets tenant_keys"; strings.Join(tables, " ") != want {
+	if want := "api_keys audit_checkpoints audit_key audit_log key_check schema_migrations secrets tenant_keys"; strings.Join(tables, " ") != want {
 		t.Errorf("tables = %q, want %q", tables, want)
 	}
 }
