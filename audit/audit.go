@@ -173,7 +173,8 @@ type Trail struct {
 	syncedSeq  uint64 // last record synced (NoSync: written)
 	syncedHead [sha256.Size]byte
 	buf        []byte
-	failing    bool // the last batch failed; for logging changes only
+	failing    bool        // the last batch failed; for logging changes only
+	unhealthy  atomic.Bool // failing, for Healthy on other goroutines
 	ckSeq      uint64
 	ckLast     time.Time
 	ckQueue    chan Checkpoint
@@ -395,6 +396,22 @@ type unavailableError struct{ cause error }
 func (e *unavailableError) Error() string   { return "audit: unavailable: " + e.cause.Error() }
 func (e *unavailableError) Unwrap() []error { return []error{errUnavailable, e.cause} }
 
+// Healthy returns nil while the trail accepts records: it is open and its
+// last batch reached the sink. A failing trail recovers (and turns healthy)
+// with the first batch the sink accepts again. For readiness probes.
+func (t *Trail) Healthy() error {
+	t.mu.RLock()
+	closed := t.closed
+	t.mu.RUnlock()
+	switch {
+	case closed:
+		return errClosed
+	case t.unhealthy.Load():
+		return errors.New("audit: the sink refused the last records")
+	}
+	return nil
+}
+
 // Dropped returns how many records FailOpen has let go unrecorded.
 func (t *Trail) Dropped() uint64 { return t.dropped.Load() }
 
@@ -554,6 +571,7 @@ func (t *Trail) commit(batch []*request) {
 	if t.failing {
 		t.log.Info("audit: the sink accepts records again", "node", t.nodeID)
 		t.failing = false
+		t.unhealthy.Store(false)
 	}
 }
 
@@ -573,6 +591,7 @@ func (t *Trail) failed(err error) {
 	if !t.failing {
 		t.log.Error("audit: the sink refused records", "node", t.nodeID, "err", err)
 		t.failing = true
+		t.unhealthy.Store(true)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -503,3 +504,45 @@ func must(tb testing.TB, err error) {
 		tb.Fatal(err)
 	}
 }
+
+func TestTrail_Healthy(t *testing.T) {
+	sink := &flakySink{}
+	trail := openTrail(t, audit.Config{Sink: sink})
+	if err := trail.Healthy(); err != nil {
+		t.Fatalf("Healthy on a new trail: %v", err)
+	}
+	sink.fail.Store(true)
+	if err := trail.Audit(context.Background(), &neostore.AuditRecord{Op: neostore.OpSecretGet}); err == nil {
+		t.Fatal("Audit succeeded on a failing sink")
+	}
+	if err := trail.Healthy(); err == nil {
+		t.Errorf("Healthy = nil after the sink refused a record")
+	}
+	sink.fail.Store(false)
+	if err := trail.Audit(context.Background(), &neostore.AuditRecord{Op: neostore.OpSecretGet}); err != nil {
+		t.Fatal(err)
+	}
+	if err := trail.Healthy(); err != nil {
+		t.Errorf("Healthy = %v after the sink recovered", err)
+	}
+	trail.Close()
+	if err := trail.Healthy(); err == nil {
+		t.Errorf("Healthy = nil on a closed trail")
+	}
+}
+
+// flakySink keeps records in memory and refuses writes while fail is set.
+type flakySink struct {
+	fail  atomic.Bool
+	lines [][]byte
+}
+
+func (s *flakySink) Write(p []byte) error {
+	if s.fail.Load() {
+		return errors.New("disk full")
+	}
+	s.lines = append(s.lines, bytes.Clone(p))
+	return nil
+}
+func (s *flakySink) Sync() error  { return nil }
+func (s *flakySink) Close() error { return nil }
