@@ -2,7 +2,9 @@ package httpapi
 
 import (
 	"log/slog"
+	"math"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/neostore/neostore-secrets"
@@ -19,9 +21,19 @@ const (
 // authenticator checks the credential of a request and the tenant and
 // scope its principal was granted.
 type authenticator struct {
-	apiKeys neostore.CredentialVerifier
-	tokens  neostore.CredentialVerifier // nil: bearer tokens are refused
-	out     *responder
+	apiKeys  neostore.CredentialVerifier
+	tokens   neostore.CredentialVerifier // nil: bearer tokens are refused
+	out      *responder
+	observer Observer
+	limiter  Limiter // nil: no rate limits
+}
+
+// invalidLabel is the metrics reason of a credential its verifier refused.
+func invalidLabel(apiKey bool) string {
+	if apiKey {
+		return "invalid_api_key"
+	}
+	return "invalid_token"
 }
 
 // require admits a request to next only when it carries exactly one valid
@@ -37,14 +49,15 @@ func (a *authenticator) require(scope neostore.Scope, next http.Handler) http.Ha
 		}
 		requestStateFrom(r.Context()).audit.principal = p
 		tenant := r.PathValue("tenantId")
-		var reason string
+		var reason, label string
 		switch {
 		case !p.CanAccessTenant(tenant):
-			reason = "tenant not granted"
+			reason, label = "tenant not granted", "tenant_not_granted"
 		case !p.Scopes.Has(scope):
-			reason = "scope not granted"
+			reason, label = "scope not granted", "scope_not_granted"
 		}
 		if reason != "" {
+			a.observer.AuthFailure(label)
 			a.out.log(r.Context(), slog.LevelInfo, "forbidden",
 				slog.String("reason", reason),
 				slog.String("principalKind", p.Kind),
@@ -55,6 +68,15 @@ func (a *authenticator) require(scope neostore.Scope, next http.Handler) http.Ha
 			}
 			a.out.problem(w, r, http.StatusForbidden, "", nil)
 			return
+		}
+		if a.limiter != nil {
+			if ok, bucket, wait := a.limiter.Allow(p.Kind+":"+p.ID, tenant); !ok {
+				a.observer.RateLimited(bucket)
+				a.out.log(r.Context(), slog.LevelInfo, "rate limited", slog.String("bucket", bucket), slog.String("principalId", p.ID))
+				w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+				a.out.problem(w, r, http.StatusTooManyRequests, "", nil)
+				return
+			}
 		}
 		next.ServeHTTP(w, r.WithContext(neostore.NewContextWithPrincipal(r.Context(), p)))
 	})
@@ -73,28 +95,28 @@ func (a *authenticator) authenticate(w http.ResponseWriter, r *http.Request) (*n
 	)
 	switch {
 	case len(keys) == 0 && len(auths) == 0:
-		return a.unauthenticated(w, r, "no credential", hdrBearerAPIKey)
+		return a.unauthenticated(w, r, "no_credential", "no credential", hdrBearerAPIKey)
 	case len(keys) > 0 && len(auths) > 0:
-		return a.unauthenticated(w, r, "both an API key and an Authorization header",
+		return a.unauthenticated(w, r, "ambiguous_credentials", "both an API key and an Authorization header",
 			hdrInvalidRequestAPIKey)
 	case len(keys) > 1:
-		return a.unauthenticated(w, r, "more than one X-API-KEY header", hdrAPIKeyChallenge)
+		return a.unauthenticated(w, r, "ambiguous_credentials", "more than one X-API-KEY header", hdrAPIKeyChallenge)
 	case len(auths) > 1:
-		return a.unauthenticated(w, r, "more than one Authorization header", hdrInvalidRequest)
+		return a.unauthenticated(w, r, "ambiguous_credentials", "more than one Authorization header", hdrInvalidRequest)
 	case len(keys) == 1:
 		if keys[0] == "" {
-			return a.unauthenticated(w, r, "empty API key", hdrAPIKeyChallenge)
+			return a.unauthenticated(w, r, "malformed_credential", "empty API key", hdrAPIKeyChallenge)
 		}
 		verifier, credential, challenge = a.apiKeys, keys[0], hdrAPIKeyChallenge
 	default:
 		scheme, token, ok := parseAuthorization(auths[0])
 		switch {
 		case !strings.EqualFold(scheme, "Bearer"):
-			return a.unauthenticated(w, r, "unsupported Authorization scheme", hdrBearerAPIKey)
+			return a.unauthenticated(w, r, "unsupported_scheme", "unsupported Authorization scheme", hdrBearerAPIKey)
 		case !ok:
-			return a.unauthenticated(w, r, "malformed bearer credential", hdrInvalidToken)
+			return a.unauthenticated(w, r, "malformed_credential", "malformed bearer credential", hdrInvalidToken)
 		case a.tokens == nil:
-			return a.unauthenticated(w, r, "bearer tokens are not accepted", hdrInvalidToken)
+			return a.unauthenticated(w, r, "tokens_disabled", "bearer tokens are not accepted", hdrInvalidToken)
 		}
 		verifier, credential, challenge = a.tokens, token, hdrInvalidToken
 	}
@@ -106,7 +128,7 @@ func (a *authenticator) authenticate(w http.ResponseWriter, r *http.Request) (*n
 	case err == nil:
 		a.out.error(w, r, neostore.Errorf(neostore.EINTERNAL, "verifier returned no principal and no error"))
 	case neostore.ErrorCode(err) == neostore.EUNAUTHENTICATED:
-		return a.unauthenticated(w, r, neostore.ErrorMessage(err), challenge)
+		return a.unauthenticated(w, r, invalidLabel(verifier == a.apiKeys), neostore.ErrorMessage(err), challenge)
 	default:
 		a.out.error(w, r, err)
 	}
@@ -114,8 +136,9 @@ func (a *authenticator) authenticate(w http.ResponseWriter, r *http.Request) (*n
 }
 
 // unauthenticated logs why a request is refused and writes the 401.
-func (a *authenticator) unauthenticated(w http.ResponseWriter, r *http.Request, reason string, challenge []string) (*neostore.Principal, bool) {
+func (a *authenticator) unauthenticated(w http.ResponseWriter, r *http.Request, label, reason string, challenge []string) (*neostore.Principal, bool) {
 	a.out.log(r.Context(), slog.LevelInfo, "unauthenticated", slog.String("reason", reason))
+	a.observer.AuthFailure(label)
 	w.Header()["Www-Authenticate"] = challenge
 	a.out.problem(w, r, http.StatusUnauthorized, "", nil)
 	return nil, false

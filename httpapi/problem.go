@@ -159,6 +159,8 @@ func problemTypeTitle(status int) (typ, title string) {
 		return "https://tools.ietf.org/html/rfc9110#section-15.5.14", "Content Too Large"
 	case http.StatusUnsupportedMediaType:
 		return "https://tools.ietf.org/html/rfc9110#section-15.5.16", "Unsupported Media Type"
+	case http.StatusTooManyRequests:
+		return "https://tools.ietf.org/html/rfc6585#section-4", "Too Many Requests"
 	case http.StatusServiceUnavailable:
 		return "https://tools.ietf.org/html/rfc9110#section-15.6.4", "Service Unavailable"
 	}

@@ -55,6 +55,18 @@ type Config struct {
 	// changes nothing. Nil disables auditing.
 	Auditor neostore.Auditor
 
+	// AccessLog writes one Info line per request: method, route, status,
+	// duration, principal id and traceId. Never a value or credential.
+	AccessLog bool
+
+	// Observer receives request, authentication-failure and rate-limit
+	// events for metrics. Nil discards them.
+	Observer Observer
+
+	// Limiter, when set, rate-limits authenticated requests by credential
+	// and by tenant (429 with Retry-After).
+	Limiter Limiter
+
 	// TrustedProxies are the peers whose X-Forwarded-For is believed: for
 	// them the audit record names the hop they added as the client.
 	TrustedProxies []netip.Prefix
@@ -68,6 +80,10 @@ type server struct {
 	out   *responder
 	now   func() time.Time
 	audit *auditor // nil: no audit trail
+
+	observer  Observer
+	metrics   bool // observer is a real one
+	accessLog bool
 }
 
 // NewServer returns the handler of the Secret API. apiKeys verifies X-API-KEY
@@ -92,11 +108,15 @@ func NewServer(cfg Config, secrets *neostore.SecretService, apiKeys, tokens neos
 	}
 
 	out := newResponder(logger)
-	auth := &authenticator{apiKeys: apiKeys, tokens: tokens, out: out}
+	observer := cfg.Observer
+	if observer == nil {
+		observer = nopObserver{}
+	}
+	auth := &authenticator{apiKeys: apiKeys, tokens: tokens, out: out, observer: observer, limiter: cfg.Limiter}
 	limits := bodyLimits{maxBody: maxBody, maxValue: maxValue}
 	mux := http.NewServeMux()
 	addRoutes(mux, out, auth, secrets, limits, cfg.Readiness)
-	s := &server{mux: mux, out: out, now: now}
+	s := &server{mux: mux, out: out, now: now, observer: observer, accessLog: cfg.AccessLog, metrics: cfg.Observer != nil}
 	if cfg.Auditor != nil {
 		s.audit = &auditor{sink: cfg.Auditor, trustedProxies: cfg.TrustedProxies, now: now, out: out}
 	}
@@ -112,15 +132,29 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := newRequestState(r.Header["Traceparent"])
 	r = r.WithContext(context.WithValue(r.Context(), requestStateKey{}, st))
 
-	if s.out.logger.Enabled(r.Context(), slog.LevelDebug) {
+	level := slog.LevelDebug
+	if s.accessLog {
+		level = slog.LevelInfo
+	}
+	if logged := s.out.logger.Enabled(r.Context(), level); logged || s.metrics {
 		sw := &statusWriter{ResponseWriter: w}
 		start := s.now()
 		defer func() {
-			s.out.log(r.Context(), slog.LevelDebug, "request",
-				slog.String("method", r.Method),
-				slog.String("route", r.Pattern),
-				slog.Int("status", sw.status),
-				slog.Duration("duration", s.now().Sub(start)))
+			d := s.now().Sub(start)
+			route := routeLabel(r)
+			s.observer.Request(route, r.Method, sw.status, d)
+			if logged {
+				principal := ""
+				if p := st.audit.principal; p != nil {
+					principal = p.Kind + ":" + p.ID
+				}
+				s.out.log(r.Context(), level, "request",
+					slog.String("method", r.Method),
+					slog.String("route", route),
+					slog.Int("status", sw.status),
+					slog.Duration("duration", d),
+					slog.String("principal", principal))
+			}
 		}()
 		w = sw
 	}

@@ -1,0 +1,106 @@
+// Package metrics exposes the service's Prometheus metrics: requests by
+// route pattern, method and status with their latency, authentication
+// failures by reason, rate-limit rejections, store operation latency,
+// dropped audit records, build info and the Go runtime. Labels come from
+// fixed vocabularies only: never a tenant id, key name, credential or value,
+// which would leak secrets into a monitoring system and explode cardinality.
+package metrics
+
+import (
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics holds the collectors of one process, in a registry of its own
+// (no global state), and implements httpapi.Observer.
+type Metrics struct {
+	registry    *prometheus.Registry
+	requests    *prometheus.CounterVec
+	latency     *prometheus.HistogramVec
+	authFails   *prometheus.CounterVec
+	rateLimited *prometheus.CounterVec
+	storeOps    *prometheus.HistogramVec
+	storeErrors *prometheus.CounterVec
+}
+
+// New returns a registry with the Go runtime and process collectors, build
+// information, and the service's metrics.
+func New() *Metrics {
+	m := &Metrics{
+		registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "neostore_http_requests_total",
+			Help: "HTTP requests by route pattern, method and status.",
+		}, []string{"route", "method", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "neostore_http_request_duration_seconds",
+			Help:    "HTTP request latency by route pattern and method.",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5},
+		}, []string{"route", "method"}),
+		authFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "neostore_auth_failures_total",
+			Help: "Requests refused with 401 or 403, by reason.",
+		}, []string{"reason"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "neostore_rate_limited_total",
+			Help: "Requests refused with 429, by the bucket that refused them (credential or tenant).",
+		}, []string{"bucket"}),
+		storeOps: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "neostore_store_operation_duration_seconds",
+			Help:    "Store operation latency by operation.",
+			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5},
+		}, []string{"operation"}),
+		storeErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "neostore_store_errors_total",
+			Help: "Store operations that failed other than with not-found, by operation.",
+		}, []string{"operation"}),
+	}
+	m.registry.MustRegister(m.requests, m.latency, m.authFails, m.rateLimited, m.storeOps, m.storeErrors,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
+	return m
+}
+
+// buildInfo is a gauge of 1 labelled with the module version and the Go
+// version, as Prometheus' own build_info metrics are.
+func buildInfo() prometheus.Collector {
+	version, goVersion := "(devel)", ""
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		version, goVersion = bi.Main.Version, bi.GoVersion
+	}
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "neostore_build_info",
+		Help:        "Build information; the value is always 1.",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": goVersion},
+	})
+	g.Set(1)
+	return g
+}
+
+// Request implements httpapi.Observer.
+func (m *Metrics) Request(route, method string, status int, d time.Duration) {
+	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	m.latency.WithLabelValues(route, method).Observe(d.Seconds())
+}
+
+// AuthFailure implements httpapi.Observer.
+func (m *Metrics) AuthFailure(reason string) { m.authFails.WithLabelValues(reason).Inc() }
+
+// RateLimited implements httpapi.Observer.
+func (m *Metrics) RateLimited(bucket string) { m.rateLimited.WithLabelValues(bucket).Inc() }
+
+// GaugeFunc registers a gauge whose value f reports at scrape time, such as
+// the audit trail's dropped records.
+func (m *Metrics) GaugeFunc(name, help string, f func() float64) {
+	m.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+}
+
+// Handler serves the metrics in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
+}

@@ -1,0 +1,63 @@
+package metrics
+
+import (
+	"context"
+	"time"
+
+	"github.com/neostore/neostore-secrets"
+)
+
+// InstrumentStore returns store with the latency of each operation
+// recorded. Only the operation's name becomes a label.
+func (m *Metrics) InstrumentStore(store neostore.Store) neostore.Store {
+	return &instrumented{Store: store, m: m}
+}
+
+// instrumented wraps the request-path operations of a store; the rest pass
+// through to the embedded Store.
+type instrumented struct {
+	neostore.Store
+	m *Metrics
+}
+
+func (s *instrumented) observe(op string, start time.Time, err error) {
+	s.m.storeOps.WithLabelValues(op).Observe(time.Since(start).Seconds())
+	if err != nil && neostore.ErrorCode(err) != neostore.ENOTFOUND {
+		s.m.storeErrors.WithLabelValues(op).Inc()
+	}
+}
+
+func (s *instrumented) GetSecret(ctx context.Context, tenant, key string) (neostore.SealedSecret, error) {
+	start := time.Now()
+	sec, err := s.Store.GetSecret(ctx, tenant, key)
+	s.observe("get_secret", start, err)
+	return sec, err
+}
+
+func (s *instrumented) PutSecret(ctx context.Context, tenant, key string, sec neostore.SealedSecret) error {
+	start := time.Now()
+	err := s.Store.PutSecret(ctx, tenant, key, sec)
+	s.observe("put_secret", start, err)
+	return err
+}
+
+func (s *instrumented) DeleteSecret(ctx context.Context, tenant, key string) error {
+	start := time.Now()
+	err := s.Store.DeleteSecret(ctx, tenant, key)
+	s.observe("delete_secret", start, err)
+	return err
+}
+
+func (s *instrumented) ListSecretKeys(ctx context.Context, tenant string) ([]string, error) {
+	start := time.Now()
+	keys, err := s.Store.ListSecretKeys(ctx, tenant)
+	s.observe("list_secret_keys", start, err)
+	return keys, err
+}
+
+func (s *instrumented) GetTenantKey(ctx context.Context, tenant string) ([]byte, error) {
+	start := time.Now()
+	k, err := s.Store.GetTenantKey(ctx, tenant)
+	s.observe("get_tenant_key", start, err)
+	return k, err
+}
