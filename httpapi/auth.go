@@ -28,14 +28,6 @@ type authenticator struct {
 	limiter  Limiter // nil: no rate limits
 }
 
-// invalidLabel is the metrics reason of a credential its verifier refused.
-func invalidLabel(apiKey bool) string {
-	if apiKey {
-		return "invalid_api_key"
-	}
-	return "invalid_token"
-}
-
 // require admits a request to next only when it carries exactly one valid
 // credential (else 401) whose principal was granted the path's tenant and
 // scope (else 403). It runs before any input validation, so a caller
@@ -92,6 +84,7 @@ func (a *authenticator) authenticate(w http.ResponseWriter, r *http.Request) (*n
 		verifier   neostore.CredentialVerifier
 		credential string
 		challenge  []string
+		label      string // metrics reason when the verifier refuses
 	)
 	switch {
 	case len(keys) == 0 && len(auths) == 0:
@@ -107,7 +100,7 @@ func (a *authenticator) authenticate(w http.ResponseWriter, r *http.Request) (*n
 		if keys[0] == "" {
 			return a.unauthenticated(w, r, "malformed_credential", "empty API key", hdrAPIKeyChallenge)
 		}
-		verifier, credential, challenge = a.apiKeys, keys[0], hdrAPIKeyChallenge
+		verifier, credential, challenge, label = a.apiKeys, keys[0], hdrAPIKeyChallenge, "invalid_api_key"
 	default:
 		scheme, token, ok := parseAuthorization(auths[0])
 		switch {
@@ -118,7 +111,7 @@ func (a *authenticator) authenticate(w http.ResponseWriter, r *http.Request) (*n
 		case a.tokens == nil:
 			return a.unauthenticated(w, r, "tokens_disabled", "bearer tokens are not accepted", hdrInvalidToken)
 		}
-		verifier, credential, challenge = a.tokens, token, hdrInvalidToken
+		verifier, credential, challenge, label = a.tokens, token, hdrInvalidToken, "invalid_token"
 	}
 
 	p, err := verifier.Verify(r.Context(), credential)
@@ -128,7 +121,7 @@ func (a *authenticator) authenticate(w http.ResponseWriter, r *http.Request) (*n
 	case err == nil:
 		a.out.error(w, r, neostore.Errorf(neostore.EINTERNAL, "verifier returned no principal and no error"))
 	case neostore.ErrorCode(err) == neostore.EUNAUTHENTICATED:
-		return a.unauthenticated(w, r, invalidLabel(verifier == a.apiKeys), neostore.ErrorMessage(err), challenge)
+		return a.unauthenticated(w, r, label, neostore.ErrorMessage(err), challenge)
 	default:
 		a.out.error(w, r, err)
 	}

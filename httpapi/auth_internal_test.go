@@ -103,7 +103,7 @@ func (v oneKey) Verify(_ context.Context, credential string) (*neostore.Principa
 // verified principal in its request context, and runs only when admitted.
 func TestRequire_PutsPrincipalInContext(t *testing.T) {
 	want := &neostore.Principal{Kind: neostore.PrincipalAPIKey, ID: "k1", Scopes: neostore.ScopeRead, Tenants: []string{"demo"}}
-	a := &authenticator{apiKeys: oneKey{want}, out: newResponder(slog.New(slog.DiscardHandler))}
+	a := &authenticator{apiKeys: oneKey{want}, out: newResponder(slog.New(slog.DiscardHandler)), observer: nopObserver{}}
 	var got *neostore.Principal
 	var calls int
 	mux := http.NewServeMux()
