@@ -59,6 +59,10 @@ type AuditStateStore interface {
 	// returns the one stored afterwards.
 	CreateAuditKey(ctx context.Context, wrapped []byte) ([]byte, error)
 
+	// ReplaceAuditKey stores wrapped if the stored audit key is still old
+	// (a master-key rewrap), else returns ECONFLICT.
+	ReplaceAuditKey(ctx context.Context, old, wrapped []byte) error
+
 	// SaveAuditCheckpoint records that node's chain reached seq with hash.
 	// A checkpoint never moves backwards: an older seq is ignored.
 	SaveAuditCheckpoint(ctx context.Context, node string, seq uint64, hash []byte) error

@@ -24,6 +24,13 @@ type TenantKeyStore interface {
 	// already stored, and returns the one that is stored afterwards: two
 	// callers racing to create a tenant's key both get the winner's.
 	CreateTenantKey(ctx context.Context, tenant string, wrapped []byte) ([]byte, error)
+
+	// ReplaceTenantKey stores wrapped as the data key of tenant only if the
+	// stored one is still old, atomically: re-wrapping under a new master
+	// key and rotating a data key use it so that two rotations never
+	// overwrite each other. It returns ECONFLICT when the stored key differs
+	// or none is stored.
+	ReplaceTenantKey(ctx context.Context, tenant string, old, wrapped []byte) error
 }
 
 // KeyCheckStore keeps the key-check record: a value sealed with the master
@@ -37,4 +44,10 @@ type KeyCheckStore interface {
 	// stored, and returns the one stored afterwards: of two nodes starting
 	// on an empty shared store with different master keys, one fails.
 	CreateKeyCheck(ctx context.Context, record []byte) ([]byte, error)
+
+	// ReplaceKeyCheck stores record only if the stored key-check record is
+	// still old, atomically, so that it can be sealed anew under a new
+	// master key. It returns ECONFLICT when the stored record differs or
+	// none is stored.
+	ReplaceKeyCheck(ctx context.Context, old, record []byte) error
 }

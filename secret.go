@@ -106,4 +106,12 @@ type SecretStore interface {
 	// ListSecretKeys returns the key names stored for tenant, in ordinal
 	// byte order, or an empty slice for a tenant without secrets.
 	ListSecretKeys(ctx context.Context, tenant string) ([]string, error)
+
+	// ReplaceSecret stores s under tenant and key only if the stored
+	// secret's ciphertext is still old, atomically; re-sealing under a new
+	// data key uses it so that it never overwrites a concurrent put or
+	// resurrects a concurrent delete. It returns ECONFLICT when the stored
+	// ciphertext differs or no secret is stored. When it returns nil the
+	// write is durable.
+	ReplaceSecret(ctx context.Context, tenant, key string, old []byte, s SealedSecret) error
 }

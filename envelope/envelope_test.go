@@ -27,16 +27,24 @@ type memStore struct {
 	mu      sync.Mutex
 	tenants map[string][]byte
 	check   []byte
-	err     error // when set, every method returns it
-	gets    int   // GetTenantKey calls
-	creates int   // CreateTenantKey calls
+	secrets map[string]neostore.SealedSecret // by tenant + "/" + key (see rotate_test.go)
+	audit   []byte                           // wrapped audit key
+	err     error                            // when set, every method returns it
+
+	replaces           int                      // successful ReplaceTenantKey calls
+	onReplaceTenantKey func(count int)          // when set, called after each, unlocked
+	onGetSecret        func(tenant, key string) // when set, called after each found GetSecret, unlocked
+	gets               int                      // GetTenantKey calls
+	creates            int                      // CreateTenantKey calls
 
 	// createGate, when set, holds every CreateTenantKey call until as many
 	// calls as its count have arrived, so that racing writers really race.
 	createGate *sync.WaitGroup
 }
 
-func newMemStore() *memStore { return &memStore{tenants: make(map[string][]byte)} }
+func newMemStore() *memStore {
+	return &memStore{tenants: make(map[string][]byte), secrets: make(map[string]neostore.SealedSecret)}
+}
 
 func (s *memStore) GetTenantKey(ctx context.Context, tenant string) ([]byte, error) {
 	s.mu.Lock()
@@ -298,7 +306,7 @@ func TestSealer_Open(t *testing.T) {
 		for _, p := range pairs {
 			ct := mustSeal(t, s, p.sealTenant, p.sealKey, []byte("v"))
 			s.mu.Lock()
-			s.aeads[p.openTenant] = s.aeads[p.sealTenant]
+			s.cache[p.openTenant] = s.cache[p.sealTenant]
 			s.mu.Unlock()
 			wantOpenFails(t, s, p.openTenant, p.openKey, ct)
 		}
@@ -350,7 +358,7 @@ func TestSealer_Open(t *testing.T) {
 		// Give globex's data key acme's associated data: the data key alone
 		// must stop acme's ciphertext from opening.
 		s.mu.RLock()
-		globex := s.aeads["globex"]
+		globex := s.cache["globex"].aead
 		s.mu.RUnlock()
 		adp := s.secretAD("acme", "k")
 		if _, err := globex.Decrypt(ct, *adp); err == nil {
@@ -418,7 +426,7 @@ func TestSealer_TenantKey(t *testing.T) {
 			t.Fatalf("the stored tenant key contains the raw data key")
 		}
 		other := mustMaster(t)
-		_, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(wrapped)), other.aead, tenantKeyAD("acme"))
+		_, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(wrapped)), other.current().aead, tenantKeyAD("acme"))
 		if err == nil {
 			t.Fatalf("a different master unwrapped the tenant key")
 		}
@@ -443,7 +451,7 @@ func TestSealer_TenantKey(t *testing.T) {
 // AES-GCM key bytes.
 func dataKeyBytes(t *testing.T, master *Master, tenant string, wrapped []byte) []byte {
 	t.Helper()
-	h, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(wrapped)), master.aead, tenantKeyAD(tenant))
+	h, err := keyset.ReadWithAssociatedData(keyset.NewBinaryReader(bytes.NewReader(wrapped)), master.current().aead, tenantKeyAD(tenant))
 	if err != nil {
 		t.Fatalf("unwrap %s's key: %v", tenant, err)
 	}
@@ -540,7 +548,7 @@ func TestMaster_CheckKey(t *testing.T) {
 		if err := m.CheckKey(ctx, store); err != nil {
 			t.Fatal(err)
 		}
-		mgr := keyset.NewManagerFromHandle(m.handle)
+		mgr := keyset.NewManagerFromHandle(m.current().handle)
 		id, err := mgr.Add(aead.AES256GCMKeyTemplate())
 		if err != nil {
 			t.Fatal(err)
@@ -591,10 +599,10 @@ func TestNewMasterKeyset(t *testing.T) {
 	if err != nil {
 		t.Fatalf("ParseMaster(NewMasterKeyset()): %v", err)
 	}
-	if got := m.handle.Len(); got != 1 {
+	if got := m.current().handle.Len(); got != 1 {
 		t.Errorf("new master keyset has %d keys, want 1", got)
 	}
-	if got, want := m.handle.KeysetInfo().GetKeyInfo()[0].GetTypeUrl(), "type.googleapis.com/google.crypto.tink.AesGcmKey"; got != want {
+	if got, want := m.current().handle.KeysetInfo().GetKeyInfo()[0].GetTypeUrl(), "type.googleapis.com/google.crypto.tink.AesGcmKey"; got != want {
 		t.Errorf("master key type = %q, want %q", got, want)
 	}
 }
@@ -648,7 +656,7 @@ func TestMaster_String(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	raw := dataKeyBytesFromHandle(t, m.handle)
+	raw := dataKeyBytesFromHandle(t, m.current().handle)
 	for _, s := range []string{fmt.Sprint(m), fmt.Sprintf("%v", m), fmt.Sprintf("%+v", m)} {
 		if strings.Contains(s, string(raw)) || strings.Contains(s, "value") {
 			t.Errorf("printed Master %q may reveal key material", s)
@@ -830,4 +838,66 @@ func BenchmarkOpenParallel(b *testing.B) {
 			}
 		}
 	})
+}
+
+// auditState is an in-memory AuditStateStore for the audit-key tests.
+type auditState struct {
+	mu      sync.Mutex
+	wrapped []byte
+}
+
+func (s *auditState) GetAuditKey(context.Context) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.wrapped == nil {
+		return nil, neostore.Errorf(neostore.ENOTFOUND, "No audit key.")
+	}
+	return bytes.Clone(s.wrapped), nil
+}
+
+func (s *auditState) CreateAuditKey(_ context.Context, wrapped []byte) ([]byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.wrapped == nil {
+		s.wrapped = bytes.Clone(wrapped)
+	}
+	return bytes.Clone(s.wrapped), nil
+}
+
+func (s *auditState) ReplaceAuditKey(_ context.Context, old, wrapped []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !bytes.Equal(s.wrapped, old) {
+		return neostore.Errorf(neostore.ECONFLICT, "Audit key changed.")
+	}
+	s.wrapped = bytes.Clone(wrapped)
+	return nil
+}
+
+func (s *auditState) SaveAuditCheckpoint(context.Context, string, uint64, []byte) error { return nil }
+func (s *auditState) LoadAuditCheckpoint(context.Context, string) (uint64, []byte, bool, error) {
+	return 0, nil, false, nil
+}
+func (s *auditState) ListAuditCheckpoints(context.Context) ([]neostore.AuditCheckpoint, error) {
+	return nil, nil
+}
+
+func TestMaster_AuditKey(t *testing.T) {
+	ctx := context.Background()
+	m := mustMaster(t)
+	st := &auditState{}
+	k1, err := m.AuditKey(ctx, st)
+	if err != nil || len(k1) != 32 {
+		t.Fatalf("AuditKey = %x, %v; want a 32-byte key", k1, err)
+	}
+	if bytes.Contains(st.wrapped, k1) {
+		t.Errorf("the stored audit key is not wrapped")
+	}
+	k2, err := m.AuditKey(ctx, st)
+	if err != nil || !bytes.Equal(k1, k2) {
+		t.Errorf("second AuditKey = %x, %v; want the same key", k2, err)
+	}
+	if _, err := mustMaster(t).AuditKey(ctx, st); neostore.ErrorCode(err) != neostore.EINTERNAL {
+		t.Errorf("AuditKey under another master: err = %v, want EINTERNAL", err)
+	}
 }

@@ -14,6 +14,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"sync"
+	"sync/atomic"
 
 	"github.com/neostore/neostore-secrets"
 	"github.com/tink-crypto/tink-go/v2/aead"
@@ -43,12 +45,71 @@ const (
 var keyCheckPlaintext = []byte("neostore key check v1")
 
 // Master is the master keyset: the key-encryption key that wraps tenant data
-// keys. It is safe for concurrent use.
+// keys. A Master read from a file can be reloaded in place (see
+// Rotator.ReloadMaster), so that every Sealer holding it wraps new tenant
+// keys with the new primary at once. It is safe for concurrent use.
 type Master struct {
-	// handle is kept, not just its primitive, so that rotation can add a
-	// primary key and write the keyset back.
+	path string // the file it was read from, or "" when parsed from memory
+
+	reloadMu sync.Mutex // serializes reloads
+	keys     atomic.Pointer[masterKeys]
+}
+
+// masterKeys is one version of the master keyset. It is never modified;
+// a reload stores a new one.
+type masterKeys struct {
+	// handle is kept, not just its primitive, so that key ids and subsets
+	// of the keyset can be taken from it.
 	handle *keyset.Handle
-	aead   tink.AEAD
+	aead   tink.AEAD // every enabled key; encrypts with the primary
+
+	primaryID   uint32
+	primaryOnly tink.AEAD // opens only what the primary sealed
+}
+
+func newMasterKeys(h *keyset.Handle) (*masterKeys, error) {
+	a, err := aead.New(h)
+	if err != nil {
+		return nil, errors.New("envelope: the master keyset is not an AEAD keyset (want AES256-GCM keys)")
+	}
+	p, err := h.Primary()
+	if err != nil {
+		return nil, errors.New("envelope: the master keyset has no primary key")
+	}
+	only, err := subsetAEAD(h, func(id uint32) bool { return id == p.KeyID() })
+	if err != nil {
+		return nil, err
+	}
+	return &masterKeys{handle: h, aead: a, primaryID: p.KeyID(), primaryOnly: only}, nil
+}
+
+// current returns the keyset in use.
+func (m *Master) current() *masterKeys { return m.keys.Load() }
+
+// subsetAEAD returns the AEAD of the keys of h for which keep is true. keep
+// must keep the primary.
+func subsetAEAD(h *keyset.Handle, keep func(id uint32) bool) (tink.AEAD, error) {
+	mgr := keyset.NewManagerFromHandle(h)
+	for i := range h.Len() {
+		e, err := h.Entry(i)
+		if err != nil {
+			return nil, fmt.Errorf("envelope: keyset entry: %w", err)
+		}
+		if !keep(e.KeyID()) {
+			if err := mgr.Delete(e.KeyID()); err != nil {
+				return nil, fmt.Errorf("envelope: subset of keyset: %w", err)
+			}
+		}
+	}
+	sub, err := mgr.Handle()
+	if err != nil {
+		return nil, fmt.Errorf("envelope: subset of keyset: %w", err)
+	}
+	a, err := aead.New(sub)
+	if err != nil {
+		return nil, fmt.Errorf("envelope: subset of keyset: %w", err)
+	}
+	return a, nil
 }
 
 // NewMasterKeyset returns a fresh master keyset in Tink's JSON keyset format,
@@ -70,22 +131,61 @@ func NewMasterKeyset() ([]byte, error) {
 // when keysetJSON is not a keyset or not an AEAD keyset; the error never
 // quotes keysetJSON, because it is key material.
 func ParseMaster(keysetJSON []byte) (*Master, error) {
-	// Tink's and protojson's errors can quote the input, so none is wrapped.
+	k, err := parseMasterKeys(keysetJSON)
+	if err != nil {
+		return nil, err
+	}
+	m := &Master{}
+	m.keys.Store(k)
+	return m, nil
+}
+
+func parseMasterKeys(keysetJSON []byte) (*masterKeys, error) {
+	h, err := parseKeysetJSON(keysetJSON)
+	if err != nil {
+		return nil, err
+	}
+	return newMasterKeys(h)
+}
+
+// parseKeysetJSON reads a cleartext JSON keyset. Tink's and protojson's
+// errors can quote the input, which is key material, so none is wrapped.
+func parseKeysetJSON(keysetJSON []byte) (*keyset.Handle, error) {
 	h, err := insecurecleartextkeyset.Read(keyset.NewJSONReader(bytes.NewReader(keysetJSON)))
 	if err != nil {
 		return nil, errors.New("envelope: the master key is not a valid Tink JSON keyset")
 	}
-	a, err := aead.New(h)
-	if err != nil {
-		return nil, errors.New("envelope: the master keyset is not an AEAD keyset (want AES256-GCM keys)")
-	}
-	return &Master{handle: h, aead: a}, nil
+	return h, nil
 }
 
 // ReadMasterFile reads a master keyset from the JSON keyset file at path. On
 // Unix it refuses a file that group or others may read or write, since
 // anyone who reads it can decrypt every secret.
 func ReadMasterFile(path string) (*Master, error) {
+	k, err := readMasterKeys(path)
+	if err != nil {
+		return nil, err
+	}
+	m := &Master{path: path}
+	m.keys.Store(k)
+	return m, nil
+}
+
+func readMasterKeys(path string) (*masterKeys, error) {
+	h, err := readKeysetFile(path)
+	if err != nil {
+		return nil, err
+	}
+	k, err := newMasterKeys(h)
+	if err != nil {
+		return nil, fmt.Errorf("%w (file %s)", err, path)
+	}
+	return k, nil
+}
+
+// readKeysetFile reads the JSON keyset file at path, refusing one that
+// group or others may read or write.
+func readKeysetFile(path string) (*keyset.Handle, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("envelope: open master key file: %w", err)
@@ -109,11 +209,11 @@ func ReadMasterFile(path string) (*Master, error) {
 	if len(b) > maxMasterFileSize {
 		return nil, fmt.Errorf("envelope: master key file %s is larger than %d bytes: not a keyset", path, maxMasterFileSize)
 	}
-	m, err := ParseMaster(b)
+	h, err := parseKeysetJSON(b)
 	if err != nil {
 		return nil, fmt.Errorf("%w (file %s)", err, path)
 	}
-	return m, nil
+	return h, nil
 }
 
 // WriteMasterFile writes keysetJSON, which must parse as a master keyset, to
@@ -147,7 +247,49 @@ func WriteMasterFile(path string, keysetJSON []byte) error {
 // String describes m without its key material, so that a Master printed by
 // mistake reveals nothing.
 func (m *Master) String() string {
-	return fmt.Sprintf("envelope.Master(%d keys)", m.handle.Len())
+	return fmt.Sprintf("envelope.Master(%d keys)", m.current().handle.Len())
+}
+
+// Path returns the file the master keyset was read from, or "" when it was
+// parsed from memory (NEOSTORE_MASTER_KEY, dev) and cannot be reloaded.
+func (m *Master) Path() string { return m.path }
+
+// Keys describes the keys of the keyset in use, in keyset order, without
+// their material and without usage counts.
+func (m *Master) Keys() []neostore.MasterKey { return m.current().describe() }
+
+func (k *masterKeys) describe() []neostore.MasterKey {
+	keys := make([]neostore.MasterKey, 0, k.handle.Len())
+	for i := range k.handle.Len() {
+		e, err := k.handle.Entry(i)
+		if err != nil {
+			continue
+		}
+		keys = append(keys, neostore.MasterKey{ID: e.KeyID(), Status: statusName(e.KeyStatus()), Primary: e.IsPrimary()})
+	}
+	return keys
+}
+
+// has reports whether the keyset holds a key with id.
+func (k *masterKeys) has(id uint32) bool {
+	for i := range k.handle.Len() {
+		if e, err := k.handle.Entry(i); err == nil && e.KeyID() == id {
+			return true
+		}
+	}
+	return false
+}
+
+func statusName(s keyset.KeyStatus) string {
+	switch s {
+	case keyset.Enabled:
+		return neostore.KeyEnabled
+	case keyset.Disabled:
+		return neostore.KeyDisabled
+	case keyset.Destroyed:
+		return neostore.KeyDestroyed
+	}
+	return "unknown"
 }
 
 // CheckKey verifies that m is the master key the store was created with. On a
@@ -157,7 +299,7 @@ func (m *Master) String() string {
 func (m *Master) CheckKey(ctx context.Context, store neostore.KeyCheckStore) error {
 	record, err := store.GetKeyCheck(ctx)
 	if neostore.ErrorCode(err) == neostore.ENOTFOUND {
-		sealed, err := m.aead.Encrypt(keyCheckPlaintext, []byte(labelKeyCheck))
+		sealed, err := m.current().aead.Encrypt(keyCheckPlaintext, []byte(labelKeyCheck))
 		if err != nil {
 			return fmt.Errorf("envelope: seal key-check record: %w", err)
 		}
@@ -169,9 +311,15 @@ func (m *Master) CheckKey(ctx context.Context, store neostore.KeyCheckStore) err
 	} else if err != nil {
 		return fmt.Errorf("envelope: read key-check record: %w", err)
 	}
-	pt, err := m.aead.Decrypt(record, []byte(labelKeyCheck))
-	if err != nil || !bytes.Equal(pt, keyCheckPlaintext) {
+	if !m.current().opensKeyCheck(record) {
 		return ErrWrongMasterKey
 	}
 	return nil
+}
+
+// opensKeyCheck reports whether record is a key-check record sealed under
+// a key of k.
+func (k *masterKeys) opensKeyCheck(record []byte) bool {
+	pt, err := k.aead.Decrypt(record, []byte(labelKeyCheck))
+	return err == nil && bytes.Equal(pt, keyCheckPlaintext)
 }

@@ -91,7 +91,9 @@ func (s *Store) CreateKeyCheck(ctx context.Context, record []byte) ([]byte, erro
 // value) and, when a row was already there, get. They are two statements
 // on purpose: when the insert waited for a concurrent one and then did
 // nothing, only a new statement's snapshot sees the winner's row under
-// READ COMMITTED. Rows of these tables are never deleted or changed, so no
+// READ COMMITTED. Rows of these tables are never deleted, and are changed
+// only by a rotation (ReplaceTenantKey, ReplaceKeyCheck), after which the
+// get returns the rotated value, which is as valid an answer: no
 // transaction is needed between the two.
 func (s *Store) putIfAbsent(ctx context.Context, insert, get string, insertArgs, getArgs []any) ([]byte, error) {
 	var stored []byte

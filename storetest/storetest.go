@@ -33,6 +33,7 @@ func Run(t *testing.T, open func(t *testing.T) neostore.Store) {
 		{"Concurrency", concurrencyCases},
 		{"TenantKey", tenantKeyCases},
 		{"KeyCheck", keyCheckCases},
+		{"Replace", replaceCases},
 		{"APIKey", apiKeyCases},
 		{"AuditState", auditStateCases},
 		{"Store", storeCases},
