@@ -19,11 +19,22 @@ import (
 //	POST /apikeys               create; body createRequest, 201 createResponse
 //	GET  /apikeys?tenant=T      list; 200 []keyView
 //	POST /apikeys/{id}/revoke   revoke; 204
-func NewHandler(issuer neostore.APIKeyIssuer, logger *slog.Logger) http.Handler {
+//	GET  /backup                snapshot of the embedded store; 200 octet-stream with trailers (backup.go)
+//	/keys/...                   key rotation (keys.go)
+//
+// backup is nil when the store is not the embedded one; keys is nil when
+// the server does not manage keys.
+func NewHandler(issuer neostore.APIKeyIssuer, backup Backuper, keys neostore.KeyManager, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /apikeys", handleCreate(issuer, logger))
 	mux.Handle("GET /apikeys", handleList(issuer, logger))
 	mux.Handle("POST /apikeys/{id}/revoke", handleRevoke(issuer, logger))
+	mux.Handle("GET /backup", handleBackup(backup, logger))
+	mux.Handle("GET /keys/master", handleMasterKeys(keys, logger))
+	mux.Handle("POST /keys/master/reload", handleReloadMaster(keys, logger))
+	mux.Handle("POST /keys/master/rewrap", handleRewrap(keys, logger))
+	mux.Handle("GET /keys/master/{id}/removable", handleMasterKeyRemovable(keys, logger))
+	mux.Handle("POST /keys/tenants/{tenant}/rotate", handleRotateTenant(keys, logger))
 	return mux
 }
 
@@ -101,6 +112,8 @@ func writeError(w http.ResponseWriter, logger *slog.Logger, err error) {
 		status = http.StatusBadRequest
 	case neostore.ENOTFOUND:
 		status = http.StatusNotFound
+	case neostore.ECONFLICT:
+		status = http.StatusConflict
 	case neostore.EUNAVAILABLE:
 		status = http.StatusServiceUnavailable
 	}

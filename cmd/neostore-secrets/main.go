@@ -58,11 +58,17 @@ commands:
   serve           serve the Secret API (see serve -h)
   dev             a throwaway server on 127.0.0.1:8200 with a demo tenant and API key
   keys init       write a new master keyset file (mode 0600)
+  keys list|rotate|reload|rewrap|remove|rotate-tenant
+                  rotate master and tenant keys online (see keys help)
   apikey create   issue an API key for a tenant
   apikey list     list API keys (never the keys themselves)
   apikey revoke   revoke an API key at once
+  audit verify    check the audit trail's chain: reports the first altered, removed, inserted or reordered record, or a cut tail
+  audit search    find audit records by tenant, key, principal, operation and time
   migrate         apply the PostgreSQL schema migrations
   migrate-store   copy an embedded store into PostgreSQL, still sealed, and verify the copy
+  backup          write a consistent snapshot of the embedded store (online when a server runs)
+  restore         bring a backup back into an empty data directory
 
 Every flag can also be given as an environment variable: --master-key-file is
 NEOSTORE_MASTER_KEY_FILE. Flags given on the command line win.
@@ -85,10 +91,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runKeys(ctx, rest, getenv, stdout, stderr)
 	case "apikey":
 		return runAPIKey(ctx, rest, getenv, stdout, stderr)
+	case "audit":
+		return runAudit(ctx, rest, getenv, stdout, stderr)
 	case "migrate":
 		return runMigrate(ctx, rest, getenv, stdout, stderr)
 	case "migrate-store":
 		return runMigrateStore(ctx, rest, getenv, stdout, stderr)
+	case "backup":
+		return runBackup(ctx, rest, getenv, stdout, stderr)
+	case "restore":
+		return runRestore(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -33,8 +33,10 @@ type serveConfig struct {
 	LogLevel      string // debug, info, warn, error; default info
 	LogFormat     string // text or json; default text
 	ShutdownGrace time.Duration
+	TLS           tlsFlags // HTTPS; off means plain HTTP (see checkTransport)
 	Tokens        tokenConfig
 	Store         storeConfig
+	Audit         auditConfig
 }
 
 const defaultListen = "127.0.0.1:8200"
@@ -48,8 +50,10 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.DurationVar(&c.ShutdownGrace, "shutdown-grace", 30*time.Second, "how long SIGTERM waits for in-flight requests")
+	c.TLS.register(fs)
 	c.Tokens.register(fs)
 	c.Store.register(fs)
+	c.Audit.register(fs)
 }
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -111,7 +115,11 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 	if cfg.MaxValueBytes <= 0 || cfg.MaxValueBytes > 512<<10 {
 		return usageError("serve: --max-value-bytes must be between 1 and 524288")
 	}
-	if err := checkListenAddress(cfg.Listen, cfg.InsecureHTTP, logger); err != nil {
+	if err := checkTransport(cfg.Listen, cfg.InsecureHTTP, cfg.TLS, logger); err != nil {
+		return err
+	}
+	tlsConfig, certs, err := cfg.TLS.load(logger)
+	if err != nil {
 		return err
 	}
 	var adminLn net.Listener
@@ -148,7 +156,21 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 	if err != nil {
 		return err
 	}
-	secrets := neostore.NewSecretService(store, envelope.NewSealer(master, store), now)
+	sealer := envelope.NewSealer(master, store)
+	secrets := neostore.NewSecretService(store, sealer, now)
+	proxies, err := cfg.Audit.proxies()
+	if err != nil {
+		return err
+	}
+	trail, err := openTrail(ctx, cfg.Audit, cfg.DataDir, cfg.Store, store, master, logger)
+	if err != nil {
+		return err
+	}
+	var auditor neostore.Auditor // a nil *audit.Trail must stay a nil interface
+	if trail != nil {
+		auditor = trail
+		defer trail.Close() // after the servers below have drained
+	}
 	handler := httpapi.NewServer(httpapi.Config{
 		MaxValueBytes: cfg.MaxValueBytes,
 		Logger:        logger,
@@ -157,8 +179,11 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 			"store": store.Ping,
 			// The master key is loaded and checked before the server
 			// starts; the check names it so probes show what was verified.
-			"masterKey": func(context.Context) error { return nil },
+			"masterKey":  func(context.Context) error { return nil },
+			"auditTrail": auditReady(trail),
 		},
+		Auditor:        auditor,
+		TrustedProxies: proxies,
 	}, secrets, keys, tokens)
 
 	ln, err := net.Listen("tcp", cfg.Listen)
@@ -174,10 +199,15 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	adminSrv := &http.Server{Handler: admin.NewHandler(keys, logger), ReadHeaderTimeout: 5 * time.Second}
+	if tlsConfig != nil {
+		srv.TLSConfig = tlsConfig
+		srv.Handler = withHSTS(srv.Handler)
+	}
+	keyManager := admin.AuditedKeys(envelope.NewRotator(sealer, store), auditor, now)
+	adminSrv := &http.Server{Handler: admin.NewHandler(admin.Audited(keys, auditor, now), backupSource(store), keyManager, logger), ReadHeaderTimeout: 5 * time.Second}
 
 	errc := make(chan error, 2)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() { errc <- serveHTTP(srv, ln) }()
 	if adminLn != nil {
 		go func() { errc <- adminSrv.Serve(adminLn) }()
 	}
@@ -186,6 +216,8 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 	var background sync.WaitGroup
 	bgCtx, stopBackground := context.WithCancel(context.Background())
 	background.Go(func() { flushLastUsed(bgCtx, keys, logger) })
+	watchCertificates(bgCtx, &background, certs, cfg.TLS.ReloadInterval, logger)
+	reloadMasterOnSIGHUP(bgCtx, &background, master, keyManager, logger)
 	if cfg.Store.shared() {
 		background.Go(func() { reloadAPIKeys(bgCtx, keys, cfg.Store.APIKeyReload, logger) })
 	}
@@ -258,26 +290,6 @@ func reloadAPIKeys(ctx context.Context, keys *apikey.Verifier, interval time.Dur
 			}
 		}
 	}
-}
-
-// checkListenAddress refuses plain HTTP on a non-loopback address unless the
-// operator said --insecure-http.
-func checkListenAddress(addr string, insecure bool, logger *slog.Logger) error {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return usageError("serve: --listen %q is not host:port", addr)
-	}
-	if host == "localhost" {
-		return nil
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsLoopback() {
-		return nil
-	}
-	if !insecure {
-		return usageError("serve: refusing plain HTTP on non-loopback address %s; TLS is not built in yet, so put a TLS-terminating proxy in front and pass --insecure-http", addr)
-	}
-	logger.Warn("serving plain HTTP on a non-loopback address: secrets travel unencrypted unless a TLS proxy is in front", "addr", addr)
-	return nil
 }
 
 func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
