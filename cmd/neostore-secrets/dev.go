@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/neostore/neostore-secrets"
 	"github.com/neostore/neostore-secrets/envelope"
@@ -44,7 +45,8 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		Listen:        *listen,
 		DataDir:       filepath.Join(dir, "data"),
 		MaxValueBytes: 64 << 10,
-		ShutdownGrace: 5e9,
+		ShutdownGrace: 5 * time.Second,
+		Observe:       observabilityConfig{MetricsListen: "127.0.0.1:0"}, // a free port: dev must not clash with a real server
 	}
 	return serve(ctx, cfg, master, logger, func(n *node) error {
 		key, _, err := n.keys.Create(ctx, neostore.NewAPIKey{
@@ -65,8 +67,9 @@ Try it:
   curl -s %[1]s/api/%[2]s/secrets -H 'X-API-KEY: %[3]s'
   curl -i -X DELETE %[1]s/api/%[2]s/secrets/db-password -H 'X-API-KEY: %[3]s'
 
+Prometheus metrics: http://%[4]s/metrics
 Press Ctrl-C to stop.
-`, base, devTenant, key)
+`, base, devTenant, key, n.metricsAddr)
 		return nil
 	})
 }

@@ -67,7 +67,7 @@ func startServer(t *testing.T, dataDir, masterKeyFile string, extra ...string) *
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	stderr := &syncBuffer{}
-	args := append([]string{"neostore-secrets", "serve", "--listen", addr, "--data", dataDir, "--master-key-file", masterKeyFile}, extra...)
+	args := append([]string{"neostore-secrets", "serve", "--listen", addr, "--data", dataDir, "--master-key-file", masterKeyFile, "--metrics-listen", "127.0.0.1:0"}, extra...)
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, args, env(nil), strings.NewReader(""), io.Discard, stderr) }()
 	s := &server{base: "http://" + addr, stderr: stderr}

@@ -27,8 +27,8 @@ func startPostgresNode(t *testing.T, url, masterKey string, extra ...string) (*s
 func TestMultiNode(t *testing.T) {
 	url := pgtest.Start(t)
 	masterKey := newMasterKey(t)
-	a, aDir := startPostgresNode(t, url, masterKey, "--apikey-reload-interval", "1s")
-	b, _ := startPostgresNode(t, url, masterKey, "--apikey-reload-interval", "1s")
+	a, aDir := startPostgresNode(t, url, masterKey, "--apikey-reload-interval", "1s", "--audit-sink", "database", "--node-id", "node-a")
+	b, _ := startPostgresNode(t, url, masterKey, "--apikey-reload-interval", "1s", "--audit-sink", "database", "--node-id", "node-b")
 
 	// A key issued on A is used on B once B has reloaded (within the bound).
 	key := createKey(t, aDir, "acme", "Secret.Read", "Secret.Write")
@@ -72,6 +72,15 @@ func TestMultiNode(t *testing.T) {
 	})
 	t.Run("ConcurrentPutAndDeleteNeverTornOrResurrected", func(t *testing.T) {
 		checkHistory(t, []string{a.base, b.base}, key)
+	})
+	t.Run("BothNodesAuditToOneVerifiableTable", func(t *testing.T) {
+		a.stop()
+		b.stop()
+		out, _, err := cli(t, "audit", "verify", "--database", "--store", "postgres", "--postgres-url", url, "--master-key-file", masterKey)
+		if err != nil || !strings.Contains(out, "node node-a") || !strings.Contains(out, "node node-b") {
+			t.Fatalf("audit verify --database = %v\n%s", err, out)
+		}
+		t.Logf("%s", out)
 	})
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/neostore/neostore-secrets/apikey"
 	"github.com/neostore/neostore-secrets/envelope"
 	"github.com/neostore/neostore-secrets/httpapi"
+	"github.com/neostore/neostore-secrets/metrics"
 )
 
 // serveConfig is the configuration of `serve`. The zero value of each field
@@ -37,6 +38,7 @@ type serveConfig struct {
 	Tokens        tokenConfig
 	Store         storeConfig
 	Audit         auditConfig
+	Observe       observabilityConfig
 }
 
 const defaultListen = "127.0.0.1:8200"
@@ -54,6 +56,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	c.Tokens.register(fs)
 	c.Store.register(fs)
 	c.Audit.register(fs)
+	c.Observe.register(fs)
 }
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -98,8 +101,9 @@ func loadMaster(cfg serveConfig) (*envelope.Master, error) {
 
 // node is a running server's state that `dev` and tests reach into.
 type node struct {
-	keys *apikey.Verifier
-	addr string
+	keys        *apikey.Verifier
+	addr        string
+	metricsAddr string
 }
 
 // serve opens the store and serves until ctx is done, then drains in-flight
@@ -135,11 +139,13 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 		adminLn = ln
 	}
 
-	store, err := cfg.Store.open(ctx, cfg.DataDir)
+	rawStore, err := cfg.Store.open(ctx, cfg.DataDir)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer rawStore.Close()
+	m := metrics.New()
+	store := m.InstrumentStore(rawStore)
 	if err := master.CheckKey(ctx, store); err != nil {
 		if errors.Is(err, envelope.ErrWrongMasterKey) {
 			return configError(fmt.Errorf("the master key is not the one this data directory was written with; refusing to start"))
@@ -162,7 +168,7 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 	if err != nil {
 		return err
 	}
-	trail, err := openTrail(ctx, cfg.Audit, cfg.DataDir, cfg.Store, store, master, logger)
+	trail, err := openTrail(ctx, cfg.Audit, cfg.DataDir, cfg.Store, rawStore, master, logger)
 	if err != nil {
 		return err
 	}
@@ -170,6 +176,11 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 	if trail != nil {
 		auditor = trail
 		defer trail.Close() // after the servers below have drained
+	}
+	limiter := cfg.Observe.limiter()
+	var httpLimiter httpapi.Limiter // a nil *ratelimit.Limiter must stay a nil interface
+	if limiter != nil {
+		httpLimiter = limiter
 	}
 	handler := httpapi.NewServer(httpapi.Config{
 		MaxValueBytes: cfg.MaxValueBytes,
@@ -184,7 +195,16 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 		},
 		Auditor:        auditor,
 		TrustedProxies: proxies,
+		AccessLog:      !cfg.Observe.NoAccessLog,
+		Observer:       m,
+		Limiter:        httpLimiter,
 	}, secrets, keys, tokens)
+
+	stopMetrics, metricsAddr, err := serveMetrics(cfg.Observe, m, trail, logger)
+	if err != nil {
+		return err
+	}
+	defer stopMetrics(context.Background())
 
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
@@ -204,7 +224,7 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 		srv.Handler = withHSTS(srv.Handler)
 	}
 	keyManager := admin.AuditedKeys(envelope.NewRotator(sealer, store), auditor, now)
-	adminSrv := &http.Server{Handler: admin.NewHandler(admin.Audited(keys, auditor, now), backupSource(store), keyManager, logger), ReadHeaderTimeout: 5 * time.Second}
+	adminSrv := &http.Server{Handler: admin.NewHandler(admin.Audited(keys, auditor, now), backupSource(rawStore), keyManager, logger), ReadHeaderTimeout: 5 * time.Second}
 
 	errc := make(chan error, 2)
 	go func() { errc <- serveHTTP(srv, ln) }()
@@ -218,13 +238,14 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 	background.Go(func() { flushLastUsed(bgCtx, keys, logger) })
 	watchCertificates(bgCtx, &background, certs, cfg.TLS.ReloadInterval, logger)
 	reloadMasterOnSIGHUP(bgCtx, &background, master, keyManager, logger)
+	sweepLimiter(bgCtx, &background, limiter)
 	if cfg.Store.shared() {
 		background.Go(func() { reloadAPIKeys(bgCtx, keys, cfg.Store.APIKeyReload, logger) })
 	}
 
 	var serveErr error
 	if ready != nil {
-		serveErr = ready(&node{keys: keys, addr: ln.Addr().String()})
+		serveErr = ready(&node{keys: keys, addr: ln.Addr().String(), metricsAddr: metricsAddr})
 	}
 	if serveErr == nil {
 		select {

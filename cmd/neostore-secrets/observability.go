@@ -1,0 +1,105 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/neostore/neostore-secrets/audit"
+	"github.com/neostore/neostore-secrets/metrics"
+	"github.com/neostore/neostore-secrets/ratelimit"
+)
+
+// observabilityConfig configures metrics, the access log and rate limits.
+// The zero value of each field means its documented default.
+type observabilityConfig struct {
+	MetricsListen   string  // address of the Prometheus listener; default 127.0.0.1:9200; "off" disables it
+	NoAccessLog     bool    // turn the per-request Info line off
+	CredentialRate  float64 // requests per second per credential; default 10000; negative disables
+	CredentialBurst int     // default 2x CredentialRate
+	TenantRate      float64 // requests per second per tenant; default 50000; negative disables
+	TenantBurst     int     // default 2x TenantRate
+}
+
+func (c *observabilityConfig) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.MetricsListen, "metrics-listen", "127.0.0.1:9200", `address of the Prometheus /metrics listener, separate from the API ("off" disables it)`)
+	fs.BoolVar(&c.NoAccessLog, "no-access-log", false, "do not log one line per request")
+	fs.Float64Var(&c.CredentialRate, "rate-limit-credential", 10000, "requests per second one API key or token subject may make on this node (negative: unlimited)")
+	fs.IntVar(&c.CredentialBurst, "rate-limit-credential-burst", 0, "burst of the per-credential bucket (default twice the rate)")
+	fs.Float64Var(&c.TenantRate, "rate-limit-tenant", 50000, "requests per second all credentials of one tenant may make on this node (negative: unlimited)")
+	fs.IntVar(&c.TenantBurst, "rate-limit-tenant-burst", 0, "burst of the per-tenant bucket (default twice the rate)")
+}
+
+// limiter returns the rate limiter, or nil when both limits are off.
+func (c *observabilityConfig) limiter() *ratelimit.Limiter {
+	cr, tr := c.CredentialRate, c.TenantRate
+	if cr == 0 {
+		cr = 10000
+	}
+	if tr == 0 {
+		tr = 50000
+	}
+	cr, tr = max(cr, 0), max(tr, 0)
+	if cr == 0 && tr == 0 {
+		return nil
+	}
+	burst := func(b int, r float64) int {
+		if b > 0 {
+			return b
+		}
+		return max(1, int(2*r))
+	}
+	return ratelimit.New(ratelimit.Config{
+		CredentialRate: cr, CredentialBurst: burst(c.CredentialBurst, cr),
+		TenantRate: tr, TenantBurst: burst(c.TenantBurst, tr),
+	})
+}
+
+// serveMetrics starts the metrics listener and returns a function that
+// stops it, or a no-op when metrics are off.
+func serveMetrics(cfg observabilityConfig, m *metrics.Metrics, trail *audit.Trail, logger *slog.Logger) (stop func(context.Context), addr string, err error) {
+	if cfg.MetricsListen == "off" {
+		return func(context.Context) {}, "", nil
+	}
+	if trail != nil {
+		m.GaugeFunc("neostore_audit_dropped_records", "Audit records not written under --audit-fail-open.", func() float64 { return float64(trail.Dropped()) })
+	}
+	listen := cfg.MetricsListen
+	if listen == "" {
+		listen = "127.0.0.1:9200"
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return nil, "", fmt.Errorf("metrics listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", m.Handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
+	go srv.Serve(ln)
+	logger.Info("serving metrics", "addr", ln.Addr().String())
+	return func(ctx context.Context) { srv.Shutdown(ctx) }, ln.Addr().String(), nil
+}
+
+// sweepLimiter drops idle rate-limit buckets every minute.
+func sweepLimiter(ctx context.Context, wg *sync.WaitGroup, l *ratelimit.Limiter) {
+	if l == nil {
+		return
+	}
+	wg.Go(func() {
+		t := time.NewTicker(time.Minute)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				l.Sweep()
+			}
+		}
+	})
+}
