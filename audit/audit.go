@@ -52,7 +52,30 @@ const (
 	// OS had not yet written back (on Linux typically up to 30 s), except
 	// that the sink is synced before every checkpoint is saved.
 	NoSync
+	// WriteSync returns once a record of a change (anything but a read:
+	// secret.put, secret.delete, API-key and key operations) is fsync'd,
+	// like GroupSync, and once a record of a read is handed to the
+	// operating system; read records are fsync'd with the next change's
+	// batch or within ReadSyncDelay, whichever comes first. A process crash
+	// loses nothing; an OS crash or power loss can lose the records of the
+	// reads of the last ReadSyncDelay, never the record of a change. Reads
+	// then cost no fsync wait, which is most of a read's latency.
+	WriteSync
 )
+
+// ReadSyncDelay bounds how long a read's record may stay unsynced under
+// WriteSync.
+const ReadSyncDelay = 10 * time.Millisecond
+
+// isRead reports whether op only reads: under WriteSync its record is not
+// waited for until fsync'd.
+func isRead(op string) bool {
+	switch op {
+	case neostore.OpSecretGet, neostore.OpSecretList, neostore.OpAPIKeyList, neostore.OpUnknownRoute:
+		return true
+	}
+	return false
+}
 
 // String returns the name ParseDurability reads.
 func (d Durability) String() string {
@@ -63,18 +86,20 @@ func (d Durability) String() string {
 		return "every"
 	case NoSync:
 		return "none"
+	case WriteSync:
+		return "writes"
 	}
 	return fmt.Sprintf("Durability(%d)", int(d))
 }
 
-// ParseDurability reads "group", "every" or "none" (see Durability).
+// ParseDurability reads "group", "every", "none" or "writes" (see Durability).
 func ParseDurability(s string) (Durability, error) {
-	for _, d := range []Durability{GroupSync, EverySync, NoSync} {
+	for _, d := range []Durability{GroupSync, EverySync, NoSync, WriteSync} {
 		if s == d.String() {
 			return d, nil
 		}
 	}
-	return 0, fmt.Errorf("audit: unknown durability %q (want group, every or none)", s)
+	return 0, fmt.Errorf("audit: unknown durability %q (want group, every, none or writes)", s)
 }
 
 // CheckpointStore keeps, per node, how far its chain has reached, apart from
@@ -185,6 +210,7 @@ type Trail struct {
 type request struct {
 	ts   []byte
 	body []byte
+	sync bool       // under WriteSync: the caller waits for the fsync
 	done chan error // buffered: the writer never blocks on an abandoned caller
 	tsb  [len(timeLayout)]byte
 }
@@ -205,7 +231,7 @@ func Open(cfg Config) (*Trail, error) {
 		return nil, errors.New("audit: the audit key must be at least 32 bytes")
 	case cfg.Sink == nil:
 		return nil, errors.New("audit: no sink")
-	case cfg.Durability < GroupSync || cfg.Durability > NoSync:
+	case cfg.Durability < GroupSync || cfg.Durability > WriteSync:
 		return nil, fmt.Errorf("audit: unknown durability %d", cfg.Durability)
 	}
 	t := &Trail{
@@ -336,6 +362,7 @@ func (t *Trail) Audit(ctx context.Context, r *neostore.AuditRecord) error {
 	}
 	req := t.reqs.Get().(*request)
 	req.body = b
+	req.sync = !isRead(r.Op)
 	ts := r.Time
 	if ts.IsZero() {
 		ts = t.now()
@@ -454,15 +481,25 @@ func (t *Trail) run() {
 	}
 	batch := make([]*request, 0, cap(t.queue))
 	var (
-		timer  *time.Timer
-		timerC <-chan time.Time
+		timer     *time.Timer
+		timerC    <-chan time.Time
+		readSync  = time.NewTimer(time.Hour)
+		readSyncC <-chan time.Time // armed while read records wait for their fsync
 	)
+	readSync.Stop()
 	for {
 		select {
 		case req := <-t.queue:
 			batch = t.gather(append(batch[:0], req))
 			t.commit(batch)
 			clear(batch)
+			if t.durability == WriteSync && t.seq > t.syncedSeq && readSyncC == nil {
+				readSync.Reset(ReadSyncDelay)
+				readSyncC = readSync.C
+			}
+		case <-readSyncC:
+			readSyncC = nil
+			t.syncPending()
 		case <-timerC:
 			timerC = nil
 		case <-t.quit:
@@ -476,6 +513,12 @@ func (t *Trail) run() {
 			}
 			if t.durability == NoSync && t.seq > t.ckSeq {
 				if err := t.sink.Sync(); err != nil {
+					t.closeErr = err
+					return
+				}
+			}
+			if t.seq > t.syncedSeq {
+				if err := t.syncPending(); err != nil {
 					t.closeErr = err
 					return
 				}
@@ -504,6 +547,9 @@ func (t *Trail) run() {
 				t.failed(err)
 				continue
 			}
+		}
+		if t.seq > t.syncedSeq && t.syncPending() != nil {
+			continue
 		}
 		t.checkpoint()
 	}
@@ -562,6 +608,21 @@ func (t *Trail) commit(batch []*request) {
 		t.syncedSeq, t.syncedHead = t.seq, t.head
 		t.setHead() // before release: Head covers every record whose Audit returned
 		release(batch[:written], nil)
+	case WriteSync:
+		needSync := false
+		for _, req := range batch[:written] {
+			needSync = needSync || req.sync
+		}
+		if needSync {
+			if err := t.sink.Sync(); err != nil {
+				t.rollback(err)
+				release(batch, err)
+				return
+			}
+			t.syncedSeq, t.syncedHead = t.seq, t.head
+		}
+		t.setHead()
+		release(batch[:written], nil)
 	}
 	if werr != nil {
 		t.failed(werr)
@@ -573,6 +634,22 @@ func (t *Trail) commit(batch []*request) {
 		t.failing = false
 		t.unhealthy.Store(false)
 	}
+}
+
+// syncPending fsyncs read records written under WriteSync and not yet
+// synced. Their callers were already released; on failure the chain rolls
+// back as after any failed sync (a FileSink then refuses every later
+// record, so no sequence number is used twice).
+func (t *Trail) syncPending() error {
+	if t.seq == t.syncedSeq {
+		return nil
+	}
+	if err := t.sink.Sync(); err != nil {
+		t.rollback(err)
+		return err
+	}
+	t.syncedSeq, t.syncedHead = t.seq, t.head
+	return nil
 }
 
 // rollback returns the chain to its last synced record after a failed sync.

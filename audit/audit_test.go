@@ -546,3 +546,69 @@ func (s *flakySink) Write(p []byte) error {
 }
 func (s *flakySink) Sync() error  { return nil }
 func (s *flakySink) Close() error { return nil }
+
+// syncTracker counts written lines and how many of them the last Sync
+// covered.
+type syncTracker struct {
+	mu              sync.Mutex
+	written, synced int
+	syncs           int
+}
+
+func (s *syncTracker) Write([]byte) error { s.mu.Lock(); s.written++; s.mu.Unlock(); return nil }
+func (s *syncTracker) Sync() error {
+	s.mu.Lock()
+	s.synced, s.syncs = s.written, s.syncs+1
+	s.mu.Unlock()
+	return nil
+}
+func (s *syncTracker) Close() error { return nil }
+func (s *syncTracker) state() (written, synced, syncs int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.written, s.synced, s.syncs
+}
+
+func TestTrail_WriteSync(t *testing.T) {
+	sink := &syncTracker{}
+	tr := openTrail(t, audit.Config{Sink: sink, Durability: audit.WriteSync})
+	ctx := context.Background()
+
+	t.Run("ReadsDoNotWaitForTheFsync", func(t *testing.T) {
+		for range 50 {
+			if err := tr.Audit(ctx, &neostore.AuditRecord{Op: neostore.OpSecretGet, Status: 200}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		written, _, syncs := sink.state()
+		if written != 50 || syncs >= 25 {
+			t.Errorf("50 reads: %d written, %d fsyncs; want 50 written and far fewer fsyncs than reads", written, syncs)
+		}
+		deadline := time.Now().Add(time.Second)
+		for {
+			if _, synced, _ := sink.state(); synced == 50 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("read records not fsync'd within 1s (ReadSyncDelay is %v)", audit.ReadSyncDelay)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	})
+	t.Run("ChangesAreFsyncdBeforeAuditReturns", func(t *testing.T) {
+		for _, op := range []string{neostore.OpSecretPut, neostore.OpSecretDelete, neostore.OpAPIKeyCreate, neostore.OpAPIKeyRevoke} {
+			if err := tr.Audit(ctx, &neostore.AuditRecord{Op: op, Status: 204}); err != nil {
+				t.Fatal(err)
+			}
+			if written, synced, _ := sink.state(); synced != written {
+				t.Errorf("%s: Audit returned with %d of %d records fsync'd", op, synced, written)
+			}
+		}
+	})
+}
+
+func TestParseDurability_Writes(t *testing.T) {
+	if d, err := audit.ParseDurability("writes"); err != nil || d != audit.WriteSync || d.String() != "writes" {
+		t.Errorf("ParseDurability(writes) = %v, %v", d, err)
+	}
+}

@@ -33,7 +33,7 @@ type auditConfig struct {
 	File           string     // default DATA/audit.log
 	MaxBytes       int64      // rotate the file past this size; default 100 MiB; negative never rotates
 	Keep           int        // rotated files kept; 0 keeps all
-	Durability     string     // group (default), every, none
+	Durability     string     // writes (default), group, every, none
 	FailOpen       bool       // serve when the trail cannot record, counting dropped records
 	NodeID         string     // default the host name
 	TrustedProxies stringList // peers whose X-Forwarded-For is believed
@@ -44,7 +44,7 @@ func (c *auditConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.File, "audit-file", "", "audit file (default audit.log in the data directory)")
 	fs.Int64Var(&c.MaxBytes, "audit-max-bytes", defaultAuditMaxBytes, "rotate the audit file when it would grow past this many bytes (negative: never)")
 	fs.IntVar(&c.Keep, "audit-keep", 0, "rotated audit files to keep (0: keep all; they are evidence)")
-	fs.StringVar(&c.Durability, "audit-durability", "group", "group: concurrent requests' records share one fsync before their responses; every: one fsync per record; none: written, not fsync'd")
+	fs.StringVar(&c.Durability, "audit-durability", "writes", "writes: a change's record is fsync'd before its response, a read's is written before and fsync'd within 10ms; group: every record fsync'd before its response, concurrent ones sharing an fsync; every: one fsync per record; none: written, never waited for")
 	fs.BoolVar(&c.FailOpen, "audit-fail-open", false, "serve requests even when their records cannot be written (counted as dropped); default is to refuse them with 503")
 	fs.StringVar(&c.NodeID, "node-id", "", "this node's name in audit records (default the host name)")
 	fs.Var(&c.TrustedProxies, "trusted-proxies", "CIDRs of proxies whose X-Forwarded-For names the client in audit records, repeatable or comma-separated")
@@ -104,7 +104,7 @@ func openTrail(ctx context.Context, cfg auditConfig, dataDir string, storeCfg st
 		return nil, nil
 	}
 	if cfg.Durability == "" {
-		cfg.Durability = "group"
+		cfg.Durability = "writes"
 	}
 	if cfg.MaxBytes == 0 {
 		cfg.MaxBytes = defaultAuditMaxBytes
@@ -132,6 +132,11 @@ func openTrail(ctx context.Context, cfg auditConfig, dataDir string, storeCfg st
 			return nil, usageError("--audit-sink database needs --store postgres")
 		}
 		sink = pg.NewAuditSink()
+		// A database sink holds records in memory until Sync commits them,
+		// so a read may not be answered before its record is committed.
+		if durability == audit.WriteSync || durability == audit.NoSync {
+			durability = audit.GroupSync
+		}
 	default:
 		return nil, usageError("--audit-sink %q: want file, database, stdout or off", kind)
 	}
