@@ -85,7 +85,7 @@ type load struct {
 }
 
 // seeded is a secret written before the load starts, never changed by it.
-type seeded struct{ base, path, key, value string }
+type seeded struct{ path, key, value string }
 
 func startLoad(t *testing.T, bases []string, static []seeded, writers []seeded) *load {
 	l := &load{stop: make(chan struct{}), last: map[string]string{}}
