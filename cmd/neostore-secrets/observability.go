@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
-	"sync"
 	"time"
 
 	"github.com/neostore/neostore-secrets/audit"
@@ -91,23 +90,4 @@ func serveMetrics(cfg observabilityConfig, m *metrics.Metrics, trail *audit.Trai
 	go srv.Serve(ln)
 	logger.Info("serving metrics", "addr", ln.Addr().String())
 	return func(ctx context.Context) { srv.Shutdown(ctx) }, ln.Addr().String(), nil
-}
-
-// sweepLimiter drops idle rate-limit buckets every minute.
-func sweepLimiter(ctx context.Context, wg *sync.WaitGroup, l *ratelimit.Limiter) {
-	if l == nil {
-		return
-	}
-	wg.Go(func() {
-		t := time.NewTicker(time.Minute)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				l.Sweep()
-			}
-		}
-	})
 }

@@ -244,12 +244,26 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 
 	var background sync.WaitGroup
 	bgCtx, stopBackground := context.WithCancel(context.Background())
-	background.Go(func() { flushLastUsed(bgCtx, keys, logger) })
-	watchCertificates(bgCtx, &background, certs, cfg.TLS.ReloadInterval, logger)
-	reloadMasterOnSIGHUP(bgCtx, &background, master, keyManager, logger)
-	sweepLimiter(bgCtx, &background, limiter)
+	// Last-use times are written once a minute, so that a request never
+	// waits on a disk write for bookkeeping.
+	every(bgCtx, &background, time.Minute, func(ctx context.Context) {
+		if err := keys.FlushLastUsed(ctx); err != nil {
+			logger.Warn("could not record API key use", "err", err)
+		}
+	})
+	watchCertificates(bgCtx, &background, certs, cfg.TLS.ReloadInterval)
+	onSIGHUP(bgCtx, &background, reloadCertificates(certs, logger), reloadMaster(master, keyManager, logger))
+	if limiter != nil {
+		every(bgCtx, &background, time.Minute, func(context.Context) { limiter.Sweep() })
+	}
 	if cfg.Store.shared() {
-		background.Go(func() { reloadAPIKeys(bgCtx, keys, cfg.Store.APIKeyReload, logger) })
+		// A key created or revoked on another node takes effect here within
+		// the interval plus one query; on failure the previous keys stay.
+		every(bgCtx, &background, cfg.Store.reloadInterval(), func(ctx context.Context) {
+			if err := keys.Reload(ctx); err != nil && ctx.Err() == nil {
+				logger.Warn("could not reload API keys; keeping the previous ones", "err", err)
+			}
+		})
 	}
 
 	var serveErr error
@@ -283,44 +297,6 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 
 // databaseFile is the name of the embedded database inside the data directory.
 const databaseFile = "secrets.db"
-
-// flushLastUsed writes API-key last-use times once a minute, so that a
-// request never waits on a disk write for bookkeeping.
-func flushLastUsed(ctx context.Context, keys *apikey.Verifier, logger *slog.Logger) {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := keys.FlushLastUsed(ctx); err != nil {
-				logger.Warn("could not record API key use", "err", err)
-			}
-		}
-	}
-}
-
-// reloadAPIKeys re-reads the API keys of a shared store every interval, so
-// that a key created or revoked on another node takes effect here within
-// interval plus one query. On failure the previous keys stay in force.
-func reloadAPIKeys(ctx context.Context, keys *apikey.Verifier, interval time.Duration, logger *slog.Logger) {
-	if interval <= 0 {
-		interval = 2 * time.Second
-	}
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := keys.Reload(ctx); err != nil && ctx.Err() == nil {
-				logger.Warn("could not reload API keys; keeping the previous ones", "err", err)
-			}
-		}
-	}
-}
 
 func newLogger(level, format string, w io.Writer) (*slog.Logger, error) {
 	var lvl slog.Level

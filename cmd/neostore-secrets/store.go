@@ -54,6 +54,14 @@ func (c *storeConfig) validate(dataDir string) error {
 	return nil
 }
 
+// reloadInterval is APIKeyReload, or its default.
+func (c *storeConfig) reloadInterval() time.Duration {
+	if c.APIKeyReload <= 0 {
+		return 2 * time.Second
+	}
+	return c.APIKeyReload
+}
+
 // shared reports whether several nodes may share the store, so that each
 // must re-read what the others change.
 func (c *storeConfig) shared() bool { return c.Kind == storePostgres }

@@ -8,10 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/neostore/neostore-secrets/tlsconfig"
@@ -118,30 +115,23 @@ func withHSTS(h http.Handler) http.Handler {
 	})
 }
 
-// watchCertificates reloads certs on SIGHUP and whenever its files change,
-// until ctx is done; wg tracks the goroutines it starts. SIGHUP is caught
-// even without TLS (then it only logs), so that `systemctl reload` never
-// kills the server. The handler is registered before it returns, so a
-// SIGHUP sent once the server is ready never meets the default action.
-func watchCertificates(ctx context.Context, wg *sync.WaitGroup, certs *tlsconfig.Reloader, interval time.Duration, logger *slog.Logger) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	wg.Go(func() {
-		defer signal.Stop(hup)
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				if certs == nil {
-					logger.Info("SIGHUP: nothing to reload (TLS is off)")
-					continue
-				}
-				logger.Info("SIGHUP: reloading the TLS certificate")
-				_ = certs.Reload() // a failure is logged, and the current certificate stays
-			}
+// reloadCertificates returns the SIGHUP handler that re-reads the TLS
+// certificate pair; without TLS it only logs, so that `systemctl reload`
+// never kills the server.
+func reloadCertificates(certs *tlsconfig.Reloader, logger *slog.Logger) func(context.Context) {
+	return func(context.Context) {
+		if certs == nil {
+			logger.Info("SIGHUP: nothing to reload (TLS is off)")
+			return
 		}
-	})
+		logger.Info("SIGHUP: reloading the TLS certificate")
+		_ = certs.Reload() // a failure is logged, and the current certificate stays
+	}
+}
+
+// watchCertificates reloads certs whenever its files change, until ctx is
+// done; wg tracks the goroutine.
+func watchCertificates(ctx context.Context, wg *sync.WaitGroup, certs *tlsconfig.Reloader, interval time.Duration) {
 	if certs != nil {
 		wg.Go(func() { certs.Watch(ctx, interval) })
 	}
