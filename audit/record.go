@@ -70,30 +70,100 @@ type wire struct {
 // the enclosing braces. Callers run it on their own goroutine, so the single
 // writer only splices bytes.
 func encodeBody(r *neostore.AuditRecord) ([]byte, error) {
-	p := r.Principal
-	b, err := json.Marshal(body{
-		TraceID: clip(r.TraceID),
-		Op:      clip(r.Op),
-		Tenant:  clip(r.Tenant),
-		Key:     clip(r.Key),
-		Principal: neostore.AuditPrincipal{
-			Kind:     clip(p.Kind),
-			ID:       clip(p.ID),
-			Name:     clip(p.Name),
-			Issuer:   clip(p.Issuer),
-			Subject:  clip(p.Subject),
-			ClientID: clip(p.ClientID),
-		},
-		Status:     r.Status,
-		ErrorCode:  clip(r.ErrorCode),
-		ClientAddr: clip(r.ClientAddr),
-		UserAgent:  clip(r.UserAgent),
-		DurationNs: int64(r.Duration),
-	})
-	if err != nil {
-		return nil, err
+	// Hand-written: encoding/json's reflection was a tenth of the audit
+	// trail's cost on the request path. TestEncodeBody_MatchesEncodingJSON
+	// holds the output byte-identical to json.Marshal of body.
+	p := &r.Principal
+	b := make([]byte, 0, 256+len(r.UserAgent))
+	sep := byte('{')
+	field := func(name, v string, omitEmpty bool) {
+		if omitEmpty && v == "" {
+			return
+		}
+		b = append(b, sep, '"')
+		b = append(b, name...)
+		b = append(b, '"', ':')
+		b = appendJSONString(b, clip(v))
+		sep = ','
 	}
-	return b[1 : len(b)-1], nil
+	field("traceId", r.TraceID, true)
+	field("op", r.Op, false)
+	field("tenant", r.Tenant, true)
+	field("key", r.Key, true)
+	b = append(b, `,"principal":`...)
+	sep = '{'
+	field("kind", p.Kind, false)
+	field("id", p.ID, true)
+	field("name", p.Name, true)
+	field("issuer", p.Issuer, true)
+	field("sub", p.Subject, true)
+	field("clientId", p.ClientID, true)
+	b = append(b, '}')
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(r.Status), 10)
+	sep = ','
+	field("errorCode", r.ErrorCode, true)
+	field("clientAddr", r.ClientAddr, true)
+	field("userAgent", r.UserAgent, true)
+	b = append(b, `,"durationNs":`...)
+	b = strconv.AppendInt(b, int64(r.Duration), 10)
+	return b[1:], nil // without the opening brace, as the line builder expects
+}
+
+// appendJSONString appends s as encoding/json writes a string: HTML-safe
+// escapes for <, > and &, \u2028 and \u2029 escaped, invalid UTF-8 as
+// U+FFFD.
+func appendJSONString(b []byte, s string) []byte {
+	const hexDigits = "0123456789abcdef"
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\b':
+				b = append(b, '\\', 'b')
+			case '\f':
+				b = append(b, '\\', 'f')
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // clip cuts s to at most maxField bytes on a rune boundary.
