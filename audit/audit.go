@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -491,6 +492,10 @@ func (t *Trail) run() {
 	for {
 		select {
 		case req := <-t.queue:
+			// Let the goroutines that are about to queue records do so,
+			// so that one write (and one fsync) takes them all; this costs
+			// no fixed delay when nobody else is running.
+			runtime.Gosched()
 			batch = t.gather(append(batch[:0], req))
 			t.commit(batch)
 			clear(batch)
