@@ -55,9 +55,10 @@ type Config struct {
 	// changes nothing. Nil disables auditing.
 	Auditor neostore.Auditor
 
-	// AccessLog writes one Info line per request: method, route, status,
-	// duration, principal id and traceId. Never a value or credential.
-	AccessLog bool
+	// AccessLog, when set, receives one line per request: method, route,
+	// status, duration, principal id and traceId. Never a value or
+	// credential. Without it, the same line goes to Logger at Debug.
+	AccessLog *AccessLog
 
 	// Observer receives request, authentication-failure and rate-limit
 	// events for metrics. Nil discards them.
@@ -83,7 +84,7 @@ type server struct {
 
 	observer  Observer
 	metrics   bool // observer is a real one
-	accessLog bool
+	accessLog *AccessLog
 }
 
 // NewServer returns the handler of the Secret API. apiKeys verifies X-API-KEY
@@ -132,29 +133,32 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st := newRequestState(r.Header["Traceparent"])
 	r = r.WithContext(context.WithValue(r.Context(), requestStateKey{}, st))
 
-	level := slog.LevelDebug
-	if s.accessLog {
-		level = slog.LevelInfo
-	}
-	if logged := s.out.logger.Enabled(r.Context(), level); logged || s.metrics {
+	debug := s.accessLog == nil && s.out.logger.Enabled(r.Context(), slog.LevelDebug)
+	if s.accessLog != nil || debug || s.metrics {
 		sw := &statusWriter{ResponseWriter: w}
 		start := s.now()
 		defer func() {
-			d := s.now().Sub(start)
+			end := s.now()
+			d := end.Sub(start)
 			route := routeLabel(r)
 			s.observer.Request(route, r.Method, sw.status, d)
-			if logged {
-				principal := ""
-				if p := st.audit.principal; p != nil {
-					principal = p.Kind + ":" + p.ID
-				}
-				s.out.log(r.Context(), level, "request",
-					slog.String("method", r.Method),
-					slog.String("route", route),
-					slog.Int("status", sw.status),
-					slog.Duration("duration", d),
-					slog.String("principal", principal))
+			if s.accessLog == nil && !debug {
+				return
 			}
+			principal := ""
+			if p := st.audit.principal; p != nil {
+				principal = p.Kind + ":" + p.ID
+			}
+			if s.accessLog != nil {
+				s.accessLog.write(end.UTC(), r.Method, route, sw.status, d, principal, st.traceID())
+				return
+			}
+			s.out.log(r.Context(), slog.LevelDebug, "request",
+				slog.String("method", r.Method),
+				slog.String("route", route),
+				slog.Int("status", sw.status),
+				slog.Duration("duration", d),
+				slog.String("principal", principal))
 		}()
 		w = sw
 	}

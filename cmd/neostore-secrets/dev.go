@@ -46,6 +46,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		DataDir:       filepath.Join(dir, "data"),
 		MaxValueBytes: 64 << 10,
 		ShutdownGrace: 5 * time.Second,
+		logOut:        stderr,
 		Observe:       observabilityConfig{MetricsListen: "127.0.0.1:0"}, // a free port: dev must not clash with a real server
 	}
 	return serve(ctx, cfg, master, logger, func(n *node) error {

@@ -40,6 +40,8 @@ type serveConfig struct {
 	Store         storeConfig
 	Audit         auditConfig
 	Observe       observabilityConfig
+
+	logOut io.Writer // where the logger writes; the access log goes there too
 }
 
 const defaultListen = "127.0.0.1:8200"
@@ -76,6 +78,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	}
 	logOut, flushLog := bufferLog(stderr)
 	defer flushLog()
+	cfg.logOut = logOut
 	logger, err := newLogger(cfg.LogLevel, cfg.LogFormat, logOut)
 	if err != nil {
 		return err
@@ -186,6 +189,10 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 		auditor = trail
 		defer trail.Close() // after the servers below have drained
 	}
+	var accessLog *httpapi.AccessLog
+	if !cfg.Observe.NoAccessLog && cfg.logOut != nil {
+		accessLog = httpapi.NewAccessLog(cfg.logOut, strings.EqualFold(cfg.LogFormat, "json"))
+	}
 	limiter := cfg.Observe.limiter()
 	var httpLimiter httpapi.Limiter // a nil *ratelimit.Limiter must stay a nil interface
 	if limiter != nil {
@@ -204,7 +211,7 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 		},
 		Auditor:        auditor,
 		TrustedProxies: proxies,
-		AccessLog:      !cfg.Observe.NoAccessLog,
+		AccessLog:      accessLog,
 		Observer:       m,
 		Limiter:        httpLimiter,
 	}, secrets, keys, tokens)
