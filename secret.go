@@ -53,6 +53,24 @@ type Bound struct {
 // At returns a Bound set to t, in UTC.
 func At(t time.Time) Bound { return Bound{At: t.UTC(), Set: true} }
 
+// Ptr returns the bound's time in UTC, or nil when it is unset: the shape
+// of an optional time in JSON records and SQL rows.
+func (b Bound) Ptr() *time.Time {
+	if !b.Set {
+		return nil
+	}
+	t := b.At.UTC()
+	return &t
+}
+
+// BoundOf returns the Bound of an optional time: unset for nil.
+func BoundOf(t *time.Time) Bound {
+	if t == nil {
+		return Bound{}
+	}
+	return At(*t)
+}
+
 // Validity is the window in which a secret can be read: from NotBefore
 // (inclusive) until ExpiresOn (exclusive). An unset end is open.
 type Validity struct {

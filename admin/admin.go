@@ -31,7 +31,7 @@ type keyView struct {
 func viewOf(k neostore.APIKey) keyView {
 	return keyView{
 		ID: k.ID, Name: k.Name, Tenant: k.Tenant, Scopes: k.Scopes.Names(), CreatedAt: k.CreatedAt,
-		ExpiresAt: boundPtr(k.ExpiresAt), RevokedAt: boundPtr(k.RevokedAt), LastUsed: boundPtr(k.LastUsed),
+		ExpiresAt: k.ExpiresAt.Ptr(), RevokedAt: k.RevokedAt.Ptr(), LastUsed: k.LastUsed.Ptr(),
 	}
 }
 
@@ -43,22 +43,8 @@ func (v keyView) record() neostore.APIKey {
 	}
 	return neostore.APIKey{
 		ID: v.ID, Name: v.Name, Tenant: v.Tenant, Scopes: scopes, CreatedAt: v.CreatedAt,
-		ExpiresAt: ptrBound(v.ExpiresAt), RevokedAt: ptrBound(v.RevokedAt), LastUsed: ptrBound(v.LastUsed),
+		ExpiresAt: neostore.BoundOf(v.ExpiresAt), RevokedAt: neostore.BoundOf(v.RevokedAt), LastUsed: neostore.BoundOf(v.LastUsed),
 	}
-}
-
-func boundPtr(b neostore.Bound) *time.Time {
-	if !b.Set {
-		return nil
-	}
-	return &b.At
-}
-
-func ptrBound(t *time.Time) neostore.Bound {
-	if t == nil {
-		return neostore.Bound{}
-	}
-	return neostore.At(*t)
 }
 
 // MarshalKeys renders records as the JSON array `apikey list --json` prints.

@@ -49,7 +49,7 @@ func Dial(dataDir string) (*Client, error) {
 
 // Create implements neostore.APIKeyIssuer.
 func (c *Client) Create(ctx context.Context, req neostore.NewAPIKey) (string, neostore.APIKey, error) {
-	body, _ := json.Marshal(createRequest{Tenant: req.Tenant, Scopes: req.Scopes.Names(), Name: req.Name, ExpiresAt: boundPtr(req.ExpiresAt)})
+	body, _ := json.Marshal(createRequest{Tenant: req.Tenant, Scopes: req.Scopes.Names(), Name: req.Name, ExpiresAt: req.ExpiresAt.Ptr()})
 	var resp createResponse
 	if err := c.do(ctx, http.MethodPost, "/apikeys", body, http.StatusCreated, &resp); err != nil {
 		return "", neostore.APIKey{}, err

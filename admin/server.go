@@ -57,7 +57,7 @@ func handleCreate(issuer neostore.APIKeyIssuer, logger *slog.Logger) http.Handle
 			scopes |= s
 		}
 		key, rec, err := issuer.Create(r.Context(), neostore.NewAPIKey{
-			Tenant: req.Tenant, Scopes: scopes, Name: req.Name, ExpiresAt: ptrBound(req.ExpiresAt),
+			Tenant: req.Tenant, Scopes: scopes, Name: req.Name, ExpiresAt: neostore.BoundOf(req.ExpiresAt),
 		})
 		if err != nil {
 			writeError(w, logger, err)

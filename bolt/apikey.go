@@ -204,9 +204,9 @@ func encodeAPIKey(k neostore.APIKey) ([]byte, error) {
 		Scopes:    k.Scopes.Names(),
 		Hash:      k.Hash,
 		CreatedAt: k.CreatedAt.UTC(),
-		ExpiresAt: boundPtr(k.ExpiresAt),
-		RevokedAt: boundPtr(k.RevokedAt),
-		LastUsed:  boundPtr(k.LastUsed),
+		ExpiresAt: k.ExpiresAt.Ptr(),
+		RevokedAt: k.RevokedAt.Ptr(),
+		LastUsed:  k.LastUsed.Ptr(),
 	})
 }
 
@@ -223,9 +223,9 @@ func decodeAPIKey(data []byte) (neostore.APIKey, error) {
 		Tenant:    r.Tenant,
 		Hash:      r.Hash,
 		CreatedAt: r.CreatedAt.UTC(),
-		ExpiresAt: ptrBound(r.ExpiresAt),
-		RevokedAt: ptrBound(r.RevokedAt),
-		LastUsed:  ptrBound(r.LastUsed),
+		ExpiresAt: neostore.BoundOf(r.ExpiresAt),
+		RevokedAt: neostore.BoundOf(r.RevokedAt),
+		LastUsed:  neostore.BoundOf(r.LastUsed),
 	}
 	for _, name := range r.Scopes {
 		scope, ok := neostore.ParseScope(name)
@@ -235,19 +235,4 @@ func decodeAPIKey(data []byte) (neostore.APIKey, error) {
 		k.Scopes |= scope
 	}
 	return k, nil
-}
-
-func boundPtr(b neostore.Bound) *time.Time {
-	if !b.Set {
-		return nil
-	}
-	t := b.At.UTC()
-	return &t
-}
-
-func ptrBound(t *time.Time) neostore.Bound {
-	if t == nil {
-		return neostore.Bound{}
-	}
-	return neostore.At(*t)
 }

@@ -42,7 +42,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, k neostore.APIKey) error {
 	defer cancel()
 	_, err = s.pool.Exec(ctx, "INSERT INTO api_keys ("+apiKeyColumns+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
 		k.ID, k.Name, k.Tenant, nonNilStrings(k.Scopes.Names()), k.Hash, k.CreatedAt.UTC(),
-		boundPtr(k.ExpiresAt), boundPtr(k.RevokedAt), boundPtr(k.LastUsed))
+		k.ExpiresAt.Ptr(), k.RevokedAt.Ptr(), k.LastUsed.Ptr())
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
 		switch pgErr.ConstraintName {
@@ -145,7 +145,7 @@ func scanAPIKey(row pgx.CollectableRow) (neostore.APIKey, error) {
 		return neostore.APIKey{}, err
 	}
 	k.CreatedAt = k.CreatedAt.UTC()
-	k.ExpiresAt, k.RevokedAt, k.LastUsed = ptrBound(expiresAt), ptrBound(revokedAt), ptrBound(lastUsed)
+	k.ExpiresAt, k.RevokedAt, k.LastUsed = neostore.BoundOf(expiresAt), neostore.BoundOf(revokedAt), neostore.BoundOf(lastUsed)
 	for _, name := range scopes {
 		scope, ok := neostore.ParseScope(name)
 		if !ok {
@@ -154,21 +154,6 @@ func scanAPIKey(row pgx.CollectableRow) (neostore.APIKey, error) {
 		k.Scopes |= scope
 	}
 	return k, nil
-}
-
-func boundPtr(b neostore.Bound) *time.Time {
-	if !b.Set {
-		return nil
-	}
-	t := b.At.UTC()
-	return &t
-}
-
-func ptrBound(t *time.Time) neostore.Bound {
-	if t == nil {
-		return neostore.Bound{}
-	}
-	return neostore.At(*t)
 }
 
 // nonNilStrings returns s, or an empty slice for nil: the scopes column is
