@@ -61,8 +61,15 @@ type server struct {
 }
 
 // startServer runs `neostore-secrets serve` through run() and waits until it
-// answers. stop cancels it and returns run's error.
+// answers over plain HTTP. stop cancels it and returns run's error.
 func startServer(t *testing.T, dataDir, masterKeyFile string, extra ...string) *server {
+	t.Helper()
+	return launchServer(t, http.DefaultClient, "http", dataDir, masterKeyFile, extra...)
+}
+
+// launchServer runs serve in-process and waits until client gets
+// /openapi.json from it at scheme://addr.
+func launchServer(t *testing.T, client *http.Client, scheme, dataDir, masterKeyFile string, extra ...string) *server {
 	t.Helper()
 	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -70,7 +77,7 @@ func startServer(t *testing.T, dataDir, masterKeyFile string, extra ...string) *
 	args := append([]string{"neostore-secrets", "serve", "--listen", addr, "--data", dataDir, "--master-key-file", masterKeyFile, "--metrics-listen", "127.0.0.1:0"}, extra...)
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, args, env(nil), strings.NewReader(""), io.Discard, stderr) }()
-	s := &server{base: "http://" + addr, stderr: stderr}
+	s := &server{base: scheme + "://" + addr, stderr: stderr}
 	var once sync.Once
 	var stopErr error
 	s.stop = func() error {
@@ -85,11 +92,13 @@ func startServer(t *testing.T, dataDir, masterKeyFile string, extra ...string) *
 		return stopErr
 	}
 	t.Cleanup(func() { s.stop() })
-	waitReady(t, s.base, done, stderr)
+	waitReady(t, client, s.base, done, stderr)
 	return s
 }
 
-func waitReady(t *testing.T, base string, done <-chan error, stderr *syncBuffer) {
+// waitReady polls base/openapi.json with client until it answers 200, and
+// fails the test when the server exits first or 20 s pass.
+func waitReady(t *testing.T, client *http.Client, base string, done <-chan error, stderr *syncBuffer) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {
@@ -98,7 +107,7 @@ func waitReady(t *testing.T, base string, done <-chan error, stderr *syncBuffer)
 			t.Fatalf("server exited before it was ready: %v\n%s", err, stderr.String())
 		default:
 		}
-		resp, err := http.Get(base + "/openapi.json")
+		resp, err := client.Get(base + "/openapi.json")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -392,7 +401,7 @@ func TestDev(t *testing.T) {
 		done <- run(ctx, []string{"neostore-secrets", "dev", "--listen", addr}, env(nil), strings.NewReader(""), stdout, stderr)
 	}()
 	base := "http://" + addr
-	waitReady(t, base, done, stderr)
+	waitReady(t, http.DefaultClient, base, done, stderr)
 	var key string
 	for _, line := range strings.Split(stdout.String(), "\n") {
 		if l := strings.TrimSpace(line); strings.HasPrefix(l, "nsk_") {

@@ -3,14 +3,12 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptrace"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -35,43 +33,7 @@ func httpsClient(ca *tlstest.CA, certs ...tls.Certificate) *http.Client {
 // until client gets /openapi.json over TLS.
 func startHTTPSServer(t *testing.T, client *http.Client, dataDir, masterKeyFile string, extra ...string) *server {
 	t.Helper()
-	addr := freeAddr(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	stderr := &syncBuffer{}
-	args := append([]string{"neostore-secrets", "serve", "--listen", addr, "--data", dataDir, "--master-key-file", masterKeyFile, "--metrics-listen", "127.0.0.1:0"}, extra...)
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, args, env(nil), strings.NewReader(""), io.Discard, stderr) }()
-	s := &server{base: "https://" + addr, stderr: stderr}
-	var once sync.Once
-	var stopErr error
-	s.stop = func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case stopErr = <-done:
-			case <-time.After(30 * time.Second):
-				stopErr = errors.New("server did not stop within 30s")
-			}
-		})
-		return stopErr
-	}
-	t.Cleanup(func() { s.stop() })
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		select {
-		case err := <-done:
-			t.Fatalf("server exited before it was ready: %v\n%s", err, stderr.String())
-		default:
-		}
-		if resp, err := client.Get(s.base + "/openapi.json"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server not ready over HTTPS after 20s\n%s", stderr.String())
-		}
-	}
+	return launchServer(t, client, "https", dataDir, masterKeyFile, extra...)
 }
 
 // send is do with a given client; it returns the response with its body read
