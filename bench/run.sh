@@ -6,6 +6,7 @@
 #        DURATION=3s REPS=1 ./bench/run.sh          a quick look (about 1 minute)
 #        SCALE=1000000 SECRETS_FOR_RSS=100000 ./bench/run.sh   every target of issue 6
 #        STORE=postgres POSTGRES_URL=postgres://user:pw@127.0.0.1/postgres ./bench/run.sh
+#        AUDIT_AB=1 ./bench/run.sh                   issue 5: audit on against off, alternating
 #
 # What it does: builds the service, a baseline server (bench/baseline: the
 # shape of ../shared/bench/ceiling, no storage, no crypto) and a seeder
@@ -52,6 +53,15 @@
 #                         200 on GET after a restart (REPS restarts)
 #   SECRETS_FOR_RSS=100000  also a fresh instance that is written N secrets
 #                         (1,000 per tenant), serves the GET load, reports RSS
+#   AUDIT_AB=1            also a second instance, noaudit: the same serve flags
+#                         with `--audit-sink off` appended, seeded the same way;
+#                         its GET value and PUT new key runs alternate with the
+#                         first instance's (rows "... (audit off)"), and a
+#                         second table, "Audit cost", gives per case audit on
+#                         and off req/s, their ratio and the cost (1 - ratio;
+#                         issue 5's target: at most 20% at default durability).
+#                         About 4 more minutes with the defaults. Not with
+#                         POSTGRES_CREATE_DB=0 (two instances)
 #   EXTRA_SERVE_FLAGS, AUDIT  extra `serve` flags (word-split), to compare e.g.
 #                         audit on and off: AUDIT='--audit-sink off', or
 #                         AUDIT='--audit-durability every'; {tmp} in them
@@ -76,6 +86,7 @@ THREADS=${THREADS:-1}
 STORE=${STORE:-bolt}
 SCALE=${SCALE:-0}
 SECRETS_FOR_RSS=${SECRETS_FOR_RSS:-0}
+AUDIT_AB=${AUDIT_AB:-0}
 SEED_CONCURRENCY=${SEED_CONCURRENCY:-64}
 EXTRA_SERVE_FLAGS="${EXTRA_SERVE_FLAGS:-} ${AUDIT:-}"
 GO=${GO:-go}
@@ -107,17 +118,26 @@ case $STORE in
 bolt | postgres) ;;
 *) die "STORE=$STORE: want bolt or postgres" ;;
 esac
+case $AUDIT_AB in
+0 | 1) ;;
+'') AUDIT_AB=0 ;;
+*) die "AUDIT_AB=$AUDIT_AB: want 1 (or 0, the default)" ;;
+esac
 if [ "$STORE" = postgres ]; then
 	[ -n "${POSTGRES_URL:-}" ] || die "STORE=postgres needs POSTGRES_URL (a role with CREATEDB, e.g. postgres://bench@127.0.0.1:5432/postgres)"
 	if [ "${POSTGRES_CREATE_DB:-1}" = 0 ] && { [ "$SCALE" != 0 ] || [ "$SECRETS_FOR_RSS" != 0 ]; }; then
 		die "POSTGRES_CREATE_DB=0 gives one database: it cannot also hold SCALE's or SECRETS_FOR_RSS's instances"
 	fi
+	if [ "${POSTGRES_CREATE_DB:-1}" = 0 ] && [ "$AUDIT_AB" = 1 ]; then
+		die "POSTGRES_CREATE_DB=0 gives one database: it cannot also hold AUDIT_AB's noaudit instance"
+	fi
 fi
 for n in "$REPS" "$THREADS" "$SCALE" "$SECRETS_FOR_RSS" "$SEED_CONCURRENCY"; do
 	case $n in '' | *[!0-9]*) die "REPS, THREADS, SCALE, SECRETS_FOR_RSS and SEED_CONCURRENCY must be whole numbers" ;; esac
 done
-[ "$REPS" -ge 1 ] && [ "$THREADS" -ge 1 ] && [ "$SEED_CONCURRENCY" -ge 1 ] ||
+if [ "$REPS" -lt 1 ] || [ "$THREADS" -lt 1 ] || [ "$SEED_CONCURRENCY" -lt 1 ]; then
 	die "REPS, THREADS and SEED_CONCURRENCY must be at least 1"
+fi
 
 # duration_seconds turns wrk's -d syntax (10, 10s, 2m, 1h) into seconds.
 duration_seconds() {
@@ -208,11 +228,16 @@ SERVE_HELP=$("$BIN" serve -h 2>&1 || true)
 # has_flag NAME reports whether this build's serve has --NAME.
 has_flag() { case $SERVE_HELP in *"--$1 ("*) return 0 ;; esac; return 1; }
 
+if [ "$AUDIT_AB" = 1 ] && ! has_flag audit-sink; then
+	die "AUDIT_AB=1: this build's \`serve -h\` lists no --audit-sink flag"
+fi
+
 STORE_FLAGS=()
 PG_ENV_URL=0
 if [ "$STORE" = postgres ]; then
-	has_flag store && has_flag postgres-url ||
+	if ! has_flag store || ! has_flag postgres-url; then
 		die "STORE=postgres: this build's \`serve -h\` lists no --store and --postgres-url flags (yet)"
+	fi
 	STORE_FLAGS=(--store postgres)
 	# The URL may carry a password: hand it over in the environment, not
 	# on the command line where ps shows it.
@@ -346,7 +371,8 @@ MASTER=$WORK/master.key
 "$BIN" keys init --out "$MASTER" 2>>"$RESULTS/logs/keys-init.log"
 
 # State of each instance, by name.
-declare -A I_DIR I_DATA I_PG I_PORT I_METRICS_PORT I_PID I_BASE
+# I_EXTRA: serve flags of that instance alone, after EXTRA_SERVE_FLAGS.
+declare -A I_DIR I_DATA I_PG I_PORT I_METRICS_PORT I_PID I_BASE I_EXTRA
 
 # new_instance NAME: a fresh data directory (and database) on a free port.
 new_instance() {
@@ -366,6 +392,7 @@ new_instance() {
 	I_PORT[$name]=$("$SEED" freeport)
 	I_METRICS_PORT[$name]=$("$SEED" freeport)
 	I_BASE[$name]=http://127.0.0.1:${I_PORT[$name]}
+	I_EXTRA[$name]=""
 }
 
 # serve_cmd NAME fills SERVE_ARGS with the instance's command line and
@@ -387,7 +414,7 @@ serve_cmd() {
 		fi
 	fi
 	# shellcheck disable=SC2206 # word splitting of the extra flags is the point
-	SERVE_ARGS+=($extra)
+	SERVE_ARGS+=($extra ${I_EXTRA[$name]})
 }
 
 # start_instance NAME starts the instance and waits until it answers.
@@ -429,7 +456,7 @@ seed_many() {
 		-data "${I_DATA[$1]}" -concurrency "$SEED_CONCURRENCY" "${out[@]}" >&2
 }
 
-# ---- set up: baseline, main instance, scale instance ---------------------
+# ---- set up: baseline, main instance, noaudit instance, scale instance ---
 
 BL_PORT=$("$SEED" freeport)
 BL_URL=http://127.0.0.1:$BL_PORT/api/t1/secrets/k1
@@ -452,6 +479,19 @@ BENCH_API_KEY=$KEY_LIST "$SEED" wait -url "$MAIN/api/list/secrets" -status 200 -
 MAIN_STORED=$((LIST_KEYS + 1))
 SCALE_N=0
 
+if [ "$AUDIT_AB" = 1 ]; then
+	# The same instance as main, with the audit trail off; its GET value
+	# and PUT new key runs alternate with main's.
+	new_instance noaudit
+	I_EXTRA[noaudit]="--audit-sink off"
+	start_instance noaudit
+	NOAUDIT=${I_BASE[noaudit]}
+	KEY_NA_T1=$(api_key noaudit t1)
+	KEY_NA_PUT=$(api_key noaudit put)
+	seed_put noaudit t1 "$KEY_NA_T1" -key-prefix k -start 1 -keys 1
+	BENCH_API_KEY=$KEY_NA_T1 "$SEED" wait -url "$NOAUDIT/api/t1/secrets/k1" -status 200 -timeout 5s
+fi
+
 if [ "$SCALE" != 0 ]; then
 	SCALE_TENANTS=$((SCALE / 100))
 	[ "$SCALE_TENANTS" -ge 1 ] || SCALE_TENANTS=1
@@ -469,21 +509,26 @@ if [ "$SCALE" != 0 ]; then
 	echo "list $KEY_LIST" >"$WORK/keys-list.txt"
 fi
 
-# ---- GET value: baseline, main and scale runs alternate ------------------
+# ---- GET value: baseline, main, noaudit and scale runs alternate ---------
 
 log "GET: baseline and service, alternating"
 GET_VALUE="GET value"
+GET_NOAUDIT="GET value (audit off)"
 GET_SCALE="GET value ($(thousands "$SCALE_N") stored)"
 for c in $CONNS_LIST; do
 	for i in $(seq 1 "$REPS"); do
-		BENCH_MODE=get run_rep "$BASELINE" "$c" "$i" "$BL_URL" -H "X-API-KEY: $BASELINE_KEY"
-		BENCH_MODE=get run_rep "$GET_VALUE" "$c" "$i" "$MAIN/api/t1/secrets/k1" -H "X-API-KEY: $KEY_T1"
+		BENCH_MODE="get" run_rep "$BASELINE" "$c" "$i" "$BL_URL" -H "X-API-KEY: $BASELINE_KEY"
+		BENCH_MODE="get" run_rep "$GET_VALUE" "$c" "$i" "$MAIN/api/t1/secrets/k1" -H "X-API-KEY: $KEY_T1"
+		if [ "$AUDIT_AB" = 1 ]; then
+			BENCH_MODE="get" run_rep "$GET_NOAUDIT" "$c" "$i" "$NOAUDIT/api/t1/secrets/k1" -H "X-API-KEY: $KEY_NA_T1"
+		fi
 		if [ "$SCALE" != 0 ]; then
-			BENCH_MODE=get run_rep "$GET_SCALE" "$c" "$i" "$SCALE_BASE/api/t1/secrets/k1" -H "X-API-KEY: $KEY_SCALE_T1"
+			BENCH_MODE="get" run_rep "$GET_SCALE" "$c" "$i" "$SCALE_BASE/api/t1/secrets/k1" -H "X-API-KEY: $KEY_SCALE_T1"
 		fi
 	done
 	finish_case "$BASELINE" "$c"
 	finish_case "$GET_VALUE" "$c"
+	[ "$AUDIT_AB" = 0 ] || finish_case "$GET_NOAUDIT" "$c"
 	[ "$SCALE" = 0 ] || finish_case "$GET_SCALE" "$c"
 done
 RSS_MAIN=$(rss_line "${I_PID[main]}")
@@ -511,15 +556,33 @@ fi
 
 log "GET list"
 for c in $CONNS_LIST; do
-	BENCH_MODE=get run_case "GET list ($(thousands "$LIST_KEYS") keys)" "$c" "$MAIN/api/list/secrets" -H "X-API-KEY: $KEY_LIST"
+	BENCH_MODE="get" run_case "GET list ($(thousands "$LIST_KEYS") keys)" "$c" "$MAIN/api/list/secrets" -H "X-API-KEY: $KEY_LIST"
 done
 
 log "PUT"
-put_rep() { export BENCH_KEY_PREFIX="p$(date +%s%N)-r$1"; }
+# A fresh key prefix per run, so that every request writes a new key. With
+# AUDIT_AB=1, main's and noaudit's runs alternate.
+put_rep() {
+	BENCH_KEY_PREFIX="p$(date +%s%N)-r$1"
+	export BENCH_KEY_PREFIX
+}
+PUT_NEW="PUT new key"
+PUT_NOAUDIT="PUT new key (audit off)"
 for c in $CONNS_LIST; do
-	PRE_REP=put_rep BENCH_MODE=put BENCH_PATH_PREFIX=/api/put/secrets/ BENCH_BODY=$PUT_BODY \
-		run_case "PUT new key" "$c" "$MAIN" -H "X-API-KEY: $KEY_PUT" -H "Content-Type: application/json"
+	for i in $(seq 1 "$REPS"); do
+		put_rep "$i"
+		BENCH_MODE=put BENCH_PATH_PREFIX=/api/put/secrets/ BENCH_BODY=$PUT_BODY \
+			run_rep "$PUT_NEW" "$c" "$i" "$MAIN" -H "X-API-KEY: $KEY_PUT" -H "Content-Type: application/json"
+		if [ "$AUDIT_AB" = 1 ]; then
+			put_rep "$i"
+			BENCH_MODE=put BENCH_PATH_PREFIX=/api/put/secrets/ BENCH_BODY=$PUT_BODY \
+				run_rep "$PUT_NOAUDIT" "$c" "$i" "$NOAUDIT" -H "X-API-KEY: $KEY_NA_PUT" -H "Content-Type: application/json"
+		fi
+	done
+	finish_case "$PUT_NEW" "$c"
+	[ "$AUDIT_AB" = 0 ] || finish_case "$PUT_NOAUDIT" "$c"
 done
+[ "$AUDIT_AB" = 0 ] || stop_instance noaudit
 
 log "DELETE"
 # Every run deletes keys the seeder wrote just before it, a different one
@@ -531,7 +594,7 @@ log "DELETE"
 # deleted an absent key.
 POOLS=""
 for c in $CONNS_LIST; do
-	rate=${RPS["PUT new key|$c"]}
+	rate=${RPS["$PUT_NEW|$c"]}
 	for i in $(seq 1 "$REPS"); do
 		for attempt in 1 2 3; do
 			BENCH_POOL=$(awk -v r="$rate" -v d="$DUR_S" 'BEGIN{print int(r * d * 2) + 1000}')
@@ -581,7 +644,7 @@ if [ "$SECRETS_FOR_RSS" != 0 ]; then
 	log "writing $((RSS_N - 1)) secrets over $RSS_TENANTS tenants"
 	seed_many rss "$RSS_TENANTS" "$RSS_PER" r
 	for c in $CONNS_LIST; do
-		BENCH_MODE=get run_case "GET value ($(thousands "$RSS_N") written)" "$c" "${I_BASE[rss]}/api/t1/secrets/k1" -H "X-API-KEY: $KEY_RSS_T1"
+		BENCH_MODE="get" run_case "GET value ($(thousands "$RSS_N") written)" "$c" "${I_BASE[rss]}/api/t1/secrets/k1" -H "X-API-KEY: $KEY_RSS_T1"
 	done
 	RSS_RSS=$(rss_line "${I_PID[rss]}")
 	stop_instance rss
@@ -631,6 +694,21 @@ row() {
 	fi
 	if [ "$SECRETS_FOR_RSS" != 0 ]; then
 		echo "- RSS after writing $(thousands "$((RSS_N - 1))") secrets and serving the GET load: $RSS_RSS."
+	fi
+	if [ "$AUDIT_AB" = 1 ]; then
+		echo
+		echo "**Audit cost (same run, alternating).** Audit on: the service above; audit off: the same serve flags plus \`--audit-sink off\`, its runs alternating with the service's; req/s are the medians above. Issue 5's target: a cost of at most 20% at the default durability."
+		echo
+		echo "| case | conns | audit on req/s | audit off req/s | on/off ratio | cost |"
+		echo "|---|---|---|---|---|---|"
+		for pair in "$GET_VALUE|$GET_NOAUDIT" "$PUT_NEW|$PUT_NOAUDIT"; do
+			on=${pair%%|*} off=${pair#*|}
+			for c in $CONNS_LIST; do
+				a=${RPS["$on|$c"]} b=${RPS["$off|$c"]}
+				printf '| %s | %s | %s | %s | %s | %s |\n' "$on" "$c" "$(thousands "$a")" "$(thousands "$b")" "$(ratio "$a" "$b")" \
+					"$(awk -v a="$a" -v b="$b" 'BEGIN{ if (b > 0) printf "%.1f%%", (1 - a / b) * 100; else print "-" }')"
+			done
+		done
 	fi
 } >"$RESULTS/table.md"
 
