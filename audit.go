@@ -2,6 +2,7 @@ package neostore
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 )
 
@@ -64,7 +65,9 @@ type AuditStateStore interface {
 	ReplaceAuditKey(ctx context.Context, old, wrapped []byte) error
 
 	// SaveAuditCheckpoint records that node's chain reached seq with hash.
-	// A checkpoint never moves backwards: an older seq is ignored.
+	// A checkpoint never moves backwards: an older seq is ignored. A store
+	// that journals audit entries (see AuditEntry) drops node's entries up
+	// to seq in the same transaction: the trail holds them durably now.
 	SaveAuditCheckpoint(ctx context.Context, node string, seq uint64, hash []byte) error
 
 	// LoadAuditCheckpoint returns node's checkpoint; found is false when
@@ -88,4 +91,58 @@ type Auditor interface {
 	// mode promises. It returns EUNAVAILABLE when the trail cannot accept
 	// the record; the caller must then refuse the request (fail closed).
 	Audit(ctx context.Context, r *AuditRecord) error
+}
+
+// ChangeAuditor is an Auditor that can let the store make the record of a
+// change durable in the change's own transaction, so that a write costs one
+// fsync instead of two (the trail's, then the store's).
+type ChangeAuditor interface {
+	Auditor
+
+	// AuditChange appends r, the record of a change about to be made, and
+	// returns once it is written, before it is necessarily durable. The
+	// caller makes the change with the returned entry in its context
+	// (NewContextWithAuditEntry) and calls Durable before it answers.
+	// A nil entry means the record is already as durable as Audit makes it.
+	// It returns EUNAVAILABLE like Audit: the change must then not be made.
+	AuditChange(ctx context.Context, r *AuditRecord) (*AuditEntry, error)
+
+	// Durable returns once e's record is durable: at once when the store
+	// committed it with the change, otherwise once the trail fsync'd it.
+	// It returns EUNAVAILABLE when the record cannot be made durable.
+	Durable(ctx context.Context, e *AuditEntry) error
+}
+
+// AuditEntry is the sealed line of a change's audit record, written to the
+// trail but maybe not yet durable there. A store that journals audit
+// entries finds it in the context of the change, stores Line under Node and
+// Seq in the change's own transaction, and calls Committed once that
+// transaction is durable; the trail copies journaled lines it lost back in
+// when it restarts. Line is metadata only, like every audit record.
+type AuditEntry struct {
+	Node  string
+	Seq   uint64
+	Line  []byte // the record's line, without its newline
+	Epoch uint64 // the auditor's: which run of its chain Seq is from; stores ignore it
+
+	committed atomic.Bool
+}
+
+// Committed marks the entry as durable in the store.
+func (e *AuditEntry) Committed() { e.committed.Store(true) }
+
+// IsCommitted reports whether a store made the entry durable.
+func (e *AuditEntry) IsCommitted() bool { return e.committed.Load() }
+
+type auditEntryKey struct{}
+
+// NewContextWithAuditEntry returns a copy of ctx that carries e to the store.
+func NewContextWithAuditEntry(ctx context.Context, e *AuditEntry) context.Context {
+	return context.WithValue(ctx, auditEntryKey{}, e)
+}
+
+// AuditEntryFromContext returns the audit entry carried by ctx, or nil.
+func AuditEntryFromContext(ctx context.Context) *AuditEntry {
+	e, _ := ctx.Value(auditEntryKey{}).(*AuditEntry)
+	return e
 }

@@ -24,8 +24,10 @@
 package audit
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -115,6 +117,14 @@ type CheckpointStore interface {
 	LoadCheckpoint(ctx context.Context, node string) (seq uint64, hash []byte, found bool, err error)
 }
 
+// Journal reads back the audit entries a store committed with its changes
+// (neostore.AuditEntry).
+type Journal interface {
+	// JournaledLines returns node's journaled lines with a sequence number
+	// above after, in order of sequence number.
+	JournaledLines(ctx context.Context, node string, after uint64) ([][]byte, error)
+}
+
 // Checkpoint is a point a node's chain is known to have reached.
 type Checkpoint struct {
 	Node string
@@ -126,6 +136,7 @@ type Checkpoint struct {
 const (
 	DefaultQueueSize          = 4096
 	DefaultCheckpointInterval = time.Second
+	DefaultStallTimeout       = 10 * time.Second
 	checkpointTimeout         = 10 * time.Second
 )
 
@@ -159,6 +170,21 @@ type Config struct {
 	// CheckpointInterval is the least time between two checkpoints; default
 	// DefaultCheckpointInterval. Negative saves after every sync (tests).
 	CheckpointInterval time.Duration
+	// StallTimeout is how long the writer may spend on one batch (a hung
+	// disk, a sink that never returns) before the callers waiting for it
+	// are refused with EUNAVAILABLE and the trail reports unhealthy;
+	// default DefaultStallTimeout. It bounds every Audit call without a
+	// timer per call.
+	StallTimeout time.Duration
+	// Journal, when set, makes the trail a neostore.ChangeAuditor under
+	// WriteSync: the record of a change is not fsync'd before AuditChange
+	// returns, because the store commits a copy with the change (see
+	// neostore.AuditEntry); the trail fsyncs it within ReadSyncDelay like a
+	// read's. On Open, journaled lines the sink lost (an OS crash before
+	// that fsync) are written back. It needs a Tailer sink that refuses
+	// every record after a failed Sync (FileSink), and the store that
+	// journals must drop entries as checkpoints are saved.
+	Journal Journal
 	// Now stamps records whose Time is zero; default time.Now.
 	Now func() time.Time
 	// Logger receives sink failures and chain resumption warnings; default
@@ -178,6 +204,7 @@ type Trail struct {
 	log        *slog.Logger
 	ckStore    CheckpointStore
 	ckEvery    time.Duration
+	journal    Journal
 
 	mu     sync.RWMutex // held for reading while sending on queue
 	closed bool
@@ -187,6 +214,15 @@ type Trail struct {
 
 	dropped atomic.Uint64
 	reqs    sync.Pool // of *request
+
+	// A watchdog closes *stall once the writer has been busy with one batch
+	// for stallAfter; waiting callers then give up. The writer puts a fresh
+	// channel in place when it moves again.
+	stallAfter time.Duration
+	busySince  atomic.Int64 // UnixNano the writer took its batch; 0 while idle
+	stallMu    sync.Mutex
+	stall      atomic.Pointer[chan struct{}]
+	stalled    atomic.Bool
 
 	headMu   sync.Mutex
 	headSeq  uint64
@@ -198,6 +234,8 @@ type Trail struct {
 	head       [sha256.Size]byte
 	syncedSeq  uint64 // last record synced (NoSync: written)
 	syncedHead [sha256.Size]byte
+	epoch      uint64   // counts rollbacks
+	epochEnds  []uint64 // by epoch: the last synced seq when it was rolled back
 	buf        []byte
 	batchBuf   []byte      // the lines of a batch, for a LinesWriter
 	failing    bool        // the last batch failed; for logging changes only
@@ -208,16 +246,19 @@ type Trail struct {
 	closeErr   error
 }
 
-// request is one record on its way to the writer.
+// request is one record on its way to the writer, or a barrier: a wait
+// for an earlier record to be fsync'd.
 type request struct {
-	ts   []byte
-	body []byte
-	sync bool       // under WriteSync: the caller waits for the fsync
-	done chan error // buffered: the writer never blocks on an abandoned caller
-	tsb  [len(timeLayout)]byte
+	ts      []byte
+	body    []byte
+	sync    bool                 // under WriteSync: the caller waits for the fsync
+	entry   *neostore.AuditEntry // filled in when written, for the store to journal
+	barrier *neostore.AuditEntry // not a record: released once this entry is fsync'd
+	done    chan error           // buffered: the writer never blocks on an abandoned caller
+	tsb     [len(timeLayout)]byte
 }
 
-var _ neostore.Auditor = (*Trail)(nil)
+var _ neostore.ChangeAuditor = (*Trail)(nil)
 
 // Open starts a trail over cfg.Sink. The chain continues where it ended:
 // from the last record of cfg.NodeID the sink holds (when it is a Tailer),
@@ -236,6 +277,9 @@ func Open(cfg Config) (*Trail, error) {
 	case cfg.Durability < GroupSync || cfg.Durability > WriteSync:
 		return nil, fmt.Errorf("audit: unknown durability %d", cfg.Durability)
 	}
+	if _, ok := cfg.Sink.(Tailer); cfg.Journal != nil && !ok {
+		return nil, errors.New("audit: a journal needs a sink that can read its tail")
+	}
 	t := &Trail{
 		sink:       cfg.Sink,
 		node:       quoteJSON(cfg.NodeID),
@@ -246,6 +290,7 @@ func Open(cfg Config) (*Trail, error) {
 		log:        cfg.Logger,
 		ckStore:    cfg.Checkpoints,
 		ckEvery:    cfg.CheckpointInterval,
+		journal:    cfg.Journal,
 		quit:       make(chan struct{}),
 		done:       make(chan struct{}),
 		sealer:     newSealer(cfg.Key),
@@ -259,6 +304,12 @@ func Open(cfg Config) (*Trail, error) {
 	if t.ckEvery == 0 {
 		t.ckEvery = DefaultCheckpointInterval
 	}
+	t.stallAfter = cfg.StallTimeout
+	if t.stallAfter <= 0 {
+		t.stallAfter = DefaultStallTimeout
+	}
+	stall := make(chan struct{})
+	t.stall.Store(&stall)
 	size := cfg.QueueSize
 	if size <= 0 {
 		size = DefaultQueueSize
@@ -278,6 +329,7 @@ func Open(cfg Config) (*Trail, error) {
 		wg.Go(t.saveCheckpoints)
 	}
 	wg.Go(t.run)
+	wg.Go(t.watch)
 	go func() { wg.Wait(); close(t.done) }()
 	return t, nil
 }
@@ -346,6 +398,47 @@ func (t *Trail) resume() error {
 		}
 		t.seq, t.head = ckSeq, ckHash
 	}
+	if t.journal != nil {
+		return t.restoreJournal()
+	}
+	return nil
+}
+
+// restoreJournal writes back, after the chain's end, the lines of changes
+// that the store journaled and the sink does not hold: records whose fsync
+// had not happened when the machine went down. The records of reads written
+// just before them may be lost (WriteSync does not journal reads); a
+// journaled line is then written back after the gap, which is logged here
+// and reported by Verify as removed records.
+func (t *Trail) restoreJournal() error {
+	ctx, cancel := context.WithTimeout(context.Background(), checkpointTimeout)
+	defer cancel()
+	lines, err := t.journal.JournaledLines(ctx, t.nodeID, t.seq)
+	if err != nil {
+		return fmt.Errorf("audit: read the journal: %w", err)
+	}
+	if len(lines) == 0 {
+		return nil
+	}
+	for _, line := range lines {
+		l, err := ParseLine(line)
+		if err != nil || l.Node != t.nodeID || l.Seq <= t.seq || !t.sealer.verify(line) {
+			return errors.New("audit: a record in the store's journal does not verify with the audit key; refusing to continue the chain")
+		}
+		if l.Seq != t.seq+1 || l.Prev != hex.EncodeToString(t.head[:]) {
+			t.log.Error("audit: records are missing before a journaled change record; writing it back after the gap",
+				"node", t.nodeID, "missingFrom", t.seq+1, "missingTo", l.Seq-1)
+		}
+		if err := t.sink.Write(append(bytes.Clone(line), '\n')); err != nil {
+			return fmt.Errorf("audit: write back journaled records: %w", err)
+		}
+		t.seq, t.head = l.Seq, sha256.Sum256(line)
+	}
+	if err := t.sink.Sync(); err != nil {
+		return fmt.Errorf("audit: write back journaled records: %w", err)
+	}
+	t.log.Warn("audit: wrote back change records the trail had lost, from the store's journal",
+		"node", t.nodeID, "records", len(lines), "lastSeq", t.seq)
 	return nil
 }
 
@@ -355,6 +448,38 @@ func (t *Trail) resume() error {
 // ctx ends first; a record whose caller gave up may still be written. Audit
 // does not keep r.
 func (t *Trail) Audit(ctx context.Context, r *neostore.AuditRecord) error {
+	return t.audit(ctx, r, nil)
+}
+
+// AuditChange appends r like Audit. With a Journal under WriteSync it
+// returns once r's line is written, with the entry the store journals;
+// the caller then calls Durable before it answers. Otherwise it returns a
+// nil entry once r is as durable as Audit makes it.
+func (t *Trail) AuditChange(ctx context.Context, r *neostore.AuditRecord) (*neostore.AuditEntry, error) {
+	if t.journal == nil || t.durability != WriteSync {
+		return nil, t.audit(ctx, r, nil)
+	}
+	e := &neostore.AuditEntry{}
+	if err := t.audit(ctx, r, e); err != nil || e.Line == nil {
+		return nil, err // refused, or dropped under FailOpen
+	}
+	return e, nil
+}
+
+// Durable returns once e's record is durable: at once when the store
+// committed it, otherwise after the trail fsync'd it. It returns
+// EUNAVAILABLE (or nil under FailOpen) when the record was lost to a
+// failed fsync.
+func (t *Trail) Durable(ctx context.Context, e *neostore.AuditEntry) error {
+	if e == nil || e.IsCommitted() {
+		return nil
+	}
+	req := t.reqs.Get().(*request)
+	req.barrier = e
+	return t.wait(ctx, req)
+}
+
+func (t *Trail) audit(ctx context.Context, r *neostore.AuditRecord, e *neostore.AuditEntry) error {
 	if err := ctx.Err(); err != nil {
 		return &unavailableError{err}
 	}
@@ -364,20 +489,26 @@ func (t *Trail) Audit(ctx context.Context, r *neostore.AuditRecord) error {
 	}
 	req := t.reqs.Get().(*request)
 	req.body = b
-	req.sync = !isRead(r.Op)
+	req.entry = e
+	req.sync = e == nil && !isRead(r.Op)
 	ts := r.Time
 	if ts.IsZero() {
 		ts = t.now()
 	}
 	req.ts = ts.UTC().AppendFormat(req.tsb[:0], timeLayout)
+	return t.wait(ctx, req)
+}
 
+// wait queues req and waits for the writer to release it.
+func (t *Trail) wait(ctx context.Context, req *request) error {
+	stall := *t.stall.Load()
 	if err := t.enqueue(req); err != nil {
 		t.reqs.Put(req)
 		return t.refuse(err)
 	}
 	select {
 	case err := <-req.done:
-		req.body = nil
+		req.body, req.entry, req.barrier = nil, nil, nil
 		t.reqs.Put(req)
 		if err != nil {
 			return t.refuse(err)
@@ -385,12 +516,16 @@ func (t *Trail) Audit(ctx context.Context, r *neostore.AuditRecord) error {
 		return nil
 	case <-ctx.Done():
 		return &unavailableError{ctx.Err()} // req stays with the writer
+	case <-stall:
+		return t.refuse(errStalled) // req stays with the writer
 	}
 }
 
 var (
 	errClosed    = errors.New("audit: trail closed")
 	errQueueFull = errors.New("audit: queue full")
+	errStalled   = errors.New("audit: the sink has not returned for too long")
+	errLost      = errors.New("audit: the record was lost to a failed fsync")
 )
 
 func (t *Trail) enqueue(req *request) error {
@@ -437,8 +572,49 @@ func (t *Trail) Healthy() error {
 		return errClosed
 	case t.unhealthy.Load():
 		return errors.New("audit: the sink refused the last records")
+	case t.stalled.Load():
+		return errStalled
 	}
 	return nil
+}
+
+// watch is the stall watchdog: it refuses the callers of a batch that the
+// sink has held for longer than stallAfter.
+func (t *Trail) watch() {
+	tick := time.NewTicker(t.stallAfter / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-t.quit:
+			return
+		case now := <-tick.C:
+			since := t.busySince.Load()
+			if since == 0 || now.UnixNano()-since < int64(t.stallAfter) {
+				continue
+			}
+			t.stallMu.Lock()
+			if !t.stalled.Load() {
+				t.stalled.Store(true)
+				close(*t.stall.Load())
+				t.log.Error("audit: the sink has held a batch too long; refusing its requests", "node", t.nodeID, "after", t.stallAfter)
+			}
+			t.stallMu.Unlock()
+		}
+	}
+}
+
+// busy marks the writer busy with a batch (at > 0) or idle (0). Going
+// idle after a stall lets callers wait again.
+func (t *Trail) busy(at int64) {
+	t.busySince.Store(at)
+	if at == 0 && t.stalled.Load() {
+		t.stallMu.Lock()
+		stall := make(chan struct{})
+		t.stall.Store(&stall)
+		t.stalled.Store(false)
+		t.stallMu.Unlock()
+		t.log.Info("audit: the sink returned after a stall", "node", t.nodeID)
+	}
 }
 
 // Dropped returns how many records FailOpen has let go unrecorded.
@@ -497,7 +673,9 @@ func (t *Trail) run() {
 			// no fixed delay when nobody else is running.
 			runtime.Gosched()
 			batch = t.gather(append(batch[:0], req))
+			t.busy(time.Now().UnixNano())
 			t.commit(batch)
+			t.busy(0)
 			clear(batch)
 			if t.durability == WriteSync && t.seq > t.syncedSeq && readSyncC == nil {
 				readSync.Reset(ReadSyncDelay)
@@ -505,7 +683,9 @@ func (t *Trail) run() {
 			}
 		case <-readSyncC:
 			readSyncC = nil
+			t.busy(time.Now().UnixNano())
 			t.syncPending()
+			t.busy(0)
 		case <-timerC:
 			timerC = nil
 		case <-t.quit:
@@ -604,11 +784,15 @@ func (t *Trail) writeLines(lw LinesWriter, batch []*request) (int, error) {
 	seq, head := t.seq, t.head
 	buf := t.batchBuf[:0]
 	for _, req := range batch {
+		if req.barrier != nil {
+			continue
+		}
 		line := t.sealer.seal(t.buf[:0], req.ts, t.node, seq+1, req.body, &head) // seal MACs all of its dst
 		t.buf = line
 		buf = append(buf, line...)
 		seq++
 		head = sha256.Sum256(line[:len(line)-1])
+		t.fill(req.entry, seq, line)
 	}
 	t.batchBuf = buf
 	if err := lw.WriteLines(buf); err != nil {
@@ -623,6 +807,13 @@ func (t *Trail) writeLines(lw LinesWriter, batch []*request) (int, error) {
 // already released every caller.
 func (t *Trail) writeEach(batch []*request) (written int, werr error, released bool) {
 	for _, req := range batch {
+		if req.barrier != nil {
+			written++
+			if t.durability == EverySync {
+				req.done <- t.lost(req.barrier) // every record before it is synced
+			}
+			continue
+		}
 		line := t.sealer.seal(t.buf[:0], req.ts, t.node, t.seq+1, req.body, &t.head)
 		t.buf = line
 		if werr = t.sink.Write(line); werr != nil {
@@ -630,6 +821,7 @@ func (t *Trail) writeEach(batch []*request) (written int, werr error, released b
 		}
 		t.seq++
 		t.head = sha256.Sum256(line[:len(line)-1])
+		t.fill(req.entry, t.seq, line)
 		written++
 		if t.durability == EverySync {
 			if err := t.sink.Sync(); err != nil {
@@ -643,6 +835,28 @@ func (t *Trail) writeEach(batch []*request) (written int, werr error, released b
 		}
 	}
 	return written, werr, false
+}
+
+// lost returns errLost when e's line is not durable after the syncs so far:
+// a failed fsync rolled it back, or it is not synced yet.
+func (t *Trail) lost(e *neostore.AuditEntry) error {
+	last := t.syncedSeq
+	if e.Epoch < t.epoch {
+		last = t.epochEnds[e.Epoch]
+	}
+	if e.Seq > last {
+		return errLost
+	}
+	return nil
+}
+
+// fill tells a change's entry where its line went.
+func (t *Trail) fill(e *neostore.AuditEntry, seq uint64, line []byte) {
+	if e == nil {
+		return
+	}
+	e.Node, e.Seq, e.Epoch = t.nodeID, seq, t.epoch
+	e.Line = bytes.Clone(line[:len(line)-1])
 }
 
 // finish syncs as Durability says and releases the callers of the written
@@ -665,9 +879,9 @@ func (t *Trail) finish(batch []*request, written int, werr error) {
 	case WriteSync:
 		needSync := false
 		for _, req := range batch[:written] {
-			needSync = needSync || req.sync
+			needSync = needSync || req.sync || (req.barrier != nil && req.barrier.Seq > t.syncedSeq)
 		}
-		if needSync {
+		if needSync && t.seq > t.syncedSeq {
 			if err := t.sink.Sync(); err != nil {
 				t.rollback(err)
 				release(batch, err)
@@ -676,7 +890,13 @@ func (t *Trail) finish(batch []*request, written int, werr error) {
 			t.syncedSeq, t.syncedHead = t.seq, t.head
 		}
 		t.setHead()
-		release(batch[:written], nil)
+		for _, req := range batch[:written] {
+			var err error
+			if req.barrier != nil {
+				err = t.lost(req.barrier)
+			}
+			req.done <- err
+		}
 	}
 	if werr != nil {
 		t.failed(werr)
@@ -713,6 +933,8 @@ func (t *Trail) syncPending() error {
 // fsync would not report); either way no seq is used twice in the sink.
 func (t *Trail) rollback(err error) {
 	t.seq, t.head = t.syncedSeq, t.syncedHead
+	t.epochEnds = append(t.epochEnds, t.syncedSeq)
+	t.epoch++
 	t.setHead()
 	t.failed(err)
 }

@@ -162,6 +162,36 @@ func TestTrail_Audit(t *testing.T) {
 		}
 	})
 
+	t.Run("HungSinkIsRefusedAfterStallTimeout", func(t *testing.T) {
+		sink := &faultySink{block: make(chan struct{})}
+		tr := openTrail(t, audit.Config{Sink: sink, StallTimeout: 100 * time.Millisecond})
+		start := time.Now()
+		err := tr.Audit(context.Background(), rec(1)) // no deadline of its own
+		if elapsed := time.Since(start); elapsed < 100*time.Millisecond || elapsed > 2*time.Second {
+			t.Errorf("Audit returned after %v, want after the 100ms stall timeout", elapsed)
+		}
+		if neostore.ErrorCode(err) != neostore.EUNAVAILABLE {
+			t.Errorf("err = %v, want EUNAVAILABLE", err)
+		}
+		if tr.Healthy() == nil {
+			t.Error("Healthy() = nil while the sink hangs")
+		}
+		close(sink.block)
+		for deadline := time.Now().Add(2 * time.Second); tr.Healthy() != nil; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("Healthy() = %v 2s after the sink returned", tr.Healthy())
+			}
+		}
+		if err := tr.Audit(context.Background(), rec(2)); err != nil {
+			t.Fatalf("after the sink returned: %v", err)
+		}
+		tr.Close()
+		// The stalled record was not lost: it was written when the sink returned.
+		if got := strings.Count(string(sink.contents()), "\n"); got != 2 {
+			t.Errorf("sink holds %d records, want 2", got)
+		}
+	})
+
 	t.Run("CancelledContextIsRefusedBeforeQueueing", func(t *testing.T) {
 		sink := &faultySink{}
 		tr := openTrail(t, audit.Config{Sink: sink})

@@ -10,6 +10,8 @@
 //	meta/keycheck           key-check record
 //	apikeys/<id>            API-key record, JSON
 //	apikeyhashes/<hash>     id of the API key with that hash, for uniqueness
+//	audit/key, audit/cp/<node>  wrapped audit key, each node's audit checkpoint
+//	auditjournal/<node>/<seq>   audit lines of changes, until checkpointed (auditstate.go)
 package bolt
 
 import (

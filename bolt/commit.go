@@ -6,6 +6,8 @@ import (
 	"fmt"
 
 	bbolt "go.etcd.io/bbolt"
+
+	"github.com/neostore/neostore-secrets"
 )
 
 // Group commit. bbolt's own DB.Batch waits MaxBatchDelay (10 ms by default)
@@ -89,10 +91,21 @@ func (s *Store) commit(batch []write) {
 
 // batch runs fn in a transaction that concurrent writers share, and returns
 // once that transaction is committed and fsync'd. fn may run more than once
-// and must be idempotent.
+// and must be idempotent. When ctx carries an audit entry (the record of the
+// change, see neostore.AuditEntry), the same transaction journals it.
 func (s *Store) batch(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	entry := neostore.AuditEntryFromContext(ctx)
+	if entry != nil && entry.Line != nil {
+		change := fn
+		fn = func(tx *bbolt.Tx) error {
+			if err := journalAuditEntry(tx, entry); err != nil {
+				return err
+			}
+			return change(tx)
+		}
 	}
 	w := write{fn: fn, done: make(chan error, 1)}
 	// The read lock orders every send before Close: once Close holds the
@@ -113,6 +126,9 @@ func (s *Store) batch(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
 	// must not be told "failed" about a write that may commit.
 	if err := <-w.done; err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	if entry != nil && entry.Line != nil {
+		entry.Committed()
 	}
 	return nil
 }

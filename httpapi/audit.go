@@ -18,7 +18,10 @@ import (
 // audited before the store changes (auditWrite), with the outcome they are
 // about to have, so that a trail that cannot take the record stops the
 // change (fail closed); if the store then fails, the failure is recorded
-// too, under the same traceId.
+// too, under the same traceId. With a neostore.ChangeAuditor, the record
+// of a write travels to the store in the change's context, so that the
+// store's commit makes it durable with the change; the response still
+// waits until it is durable (auditWriter.WriteHeader).
 
 // auditState is what the audit record of a request is built from; the
 // handlers fill it in as they learn it.
@@ -29,12 +32,14 @@ type auditState struct {
 	principal *neostore.Principal
 	errorCode string
 	start     time.Time
-	recorded  int // status of the record already written, 0 if none
+	recorded  int                  // status of the record already written, 0 if none
+	entry     *neostore.AuditEntry // a write's record, maybe not yet durable
 }
 
 // auditor builds and writes the records of requests.
 type auditor struct {
 	sink           neostore.Auditor
+	changes        neostore.ChangeAuditor // sink, when it is one
 	trustedProxies []netip.Prefix
 	now            func() time.Time
 	out            *responder
@@ -54,6 +59,31 @@ func operation(op string, next http.Handler) http.Handler {
 // record writes the record of r with status. It returns EUNAVAILABLE when
 // the trail refused it.
 func (a *auditor) record(r *http.Request, status int) error {
+	rec := a.newRecord(r, status)
+	// Detached from the client's context: a client that hangs up must not
+	// keep its request out of the trail. No timer of its own: the trail
+	// bounds the wait (audit.Config.StallTimeout), and a timer per request
+	// was 3% of a GET's CPU.
+	return a.sink.Audit(context.WithoutCancel(r.Context()), &rec)
+}
+
+// recordChange writes the record of the change r is about to make with
+// status. The entry it may return must reach the store with the change and
+// be made durable before the response (durable).
+func (a *auditor) recordChange(r *http.Request, status int) (*neostore.AuditEntry, error) {
+	if a.changes == nil {
+		return nil, a.record(r, status)
+	}
+	rec := a.newRecord(r, status)
+	return a.changes.AuditChange(context.WithoutCancel(r.Context()), &rec)
+}
+
+// durable returns once the record of a change is durable.
+func (a *auditor) durable(r *http.Request, e *neostore.AuditEntry) error {
+	return a.changes.Durable(context.WithoutCancel(r.Context()), e)
+}
+
+func (a *auditor) newRecord(r *http.Request, status int) neostore.AuditRecord {
 	st := requestStateFrom(r.Context())
 	rec := neostore.AuditRecord{
 		Time:       a.now().UTC(),
@@ -74,11 +104,7 @@ func (a *auditor) record(r *http.Request, status int) error {
 	if rec.ErrorCode == "" && status >= 400 {
 		rec.ErrorCode = statusCode(status)
 	}
-	// Detached from the client's context: a client that hangs up must not
-	// keep its request out of the trail.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
-	defer cancel()
-	return a.sink.Audit(ctx, &rec)
+	return rec
 }
 
 // clip bounds path values in records: they are client input, already
@@ -169,6 +195,13 @@ func (w *auditWriter) WriteHeader(status int) {
 		return
 	}
 	w.wrote = true
+	if e := w.st.audit.entry; e != nil {
+		w.st.audit.entry = nil
+		if err := w.a.durable(w.r, e); err != nil {
+			w.refuse(err)
+			return
+		}
+	}
 	if w.st.audit.recorded == status {
 		w.ResponseWriter.WriteHeader(status)
 		return
@@ -208,17 +241,23 @@ func (w *auditWriter) Write(b []byte) (int, error) {
 func (w *auditWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // auditWrite records a write request before the store changes, with the
-// status it is about to succeed with. It returns EUNAVAILABLE when the
-// trail refused the record: the handler must then change nothing. Without
-// an auditor it does nothing.
-func auditWrite(w http.ResponseWriter, r *http.Request, status int) error {
+// status it is about to succeed with, and returns the context to make the
+// change in: it carries the record to the store. It returns EUNAVAILABLE
+// when the trail refused the record: the handler must then change nothing.
+// Without an auditor it returns r's context.
+func auditWrite(w http.ResponseWriter, r *http.Request, status int) (context.Context, error) {
 	aw, ok := w.(*auditWriter)
 	if !ok {
-		return nil
+		return r.Context(), nil
 	}
-	if err := aw.a.record(r, status); err != nil {
-		return err
+	e, err := aw.a.recordChange(r, status)
+	if err != nil {
+		return nil, err
 	}
 	aw.st.audit.recorded = status
-	return nil
+	if e == nil {
+		return r.Context(), nil
+	}
+	aw.st.audit.entry = e
+	return neostore.NewContextWithAuditEntry(r.Context(), e), nil
 }

@@ -167,3 +167,48 @@ func TestAudit_FailClosed(t *testing.T) {
 		t.Errorf("after a refused PUT: GET added = %d, want 404", resp.StatusCode)
 	}
 }
+
+// TestAudit_WritesAreJournaledWithTheChange: with the trail's journal on the
+// store (the default setup of serve), the record of a PUT or DELETE is
+// committed by the store with the change, byte for byte the line in the
+// audit file; a read's record is not.
+func TestAudit_WritesAreJournaledWithTheChange(t *testing.T) {
+	store := openStore(t)
+	path := filepath.Join(t.TempDir(), "audit.log")
+	sink, err := audit.OpenFile(path, 1<<20, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	trail, err := audit.Open(audit.Config{NodeID: "node-1", Key: bytes.Repeat([]byte{7}, 32), Sink: sink,
+		Durability: audit.WriteSync, Journal: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { trail.Close() })
+	f := &auditFixture{fixture: newFixtureOn(t, store, func(c *httpapi.Config, _ *mapVerifier) { c.Auditor = trail }), path: path, trail: trail}
+
+	f.put(t, "journaled", `{"value":"v"}`)
+	if resp := f.do(t, request{method: "GET", target: "/api/demo/secrets/journaled", header: hdr("X-API-KEY", keyDemoRW)}); resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET = %d", resp.StatusCode)
+	}
+	if resp := f.do(t, request{method: "DELETE", target: "/api/demo/secrets/journaled", header: hdr("X-API-KEY", keyDemoRW)}); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("DELETE = %d", resp.StatusCode)
+	}
+	var changes []string
+	for _, l := range f.records(t) {
+		if l.Record.Op != neostore.OpSecretGet {
+			changes = append(changes, string(l.Raw))
+		}
+	}
+	journaled, err := store.JournaledLines(t.Context(), "node-1", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range journaled {
+		got = append(got, string(l))
+	}
+	if len(changes) != 2 || strings.Join(got, "\n") != strings.Join(changes, "\n") {
+		t.Errorf("journal holds\n%s\nwant the PUT and DELETE lines of the file\n%s", strings.Join(got, "\n"), strings.Join(changes, "\n"))
+	}
+}

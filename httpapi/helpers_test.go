@@ -142,11 +142,23 @@ func withoutTokens() fixtureOption {
 
 func newFixture(t testing.TB, opts ...fixtureOption) *fixture {
 	t.Helper()
+	return newFixtureOn(t, openStore(t), opts...)
+}
+
+// openStore opens a store in a fresh file, closed at cleanup.
+func openStore(t testing.TB) *bolt.Store {
+	t.Helper()
 	store, err := bolt.Open(filepath.Join(t.TempDir(), "neostore.db"), bolt.Options{})
 	if err != nil {
 		t.Fatalf("bolt.Open: %v", err)
 	}
 	t.Cleanup(func() { _ = store.Close() })
+	return store
+}
+
+// newFixtureOn is newFixture over store.
+func newFixtureOn(t testing.TB, store *bolt.Store, opts ...fixtureOption) *fixture {
+	t.Helper()
 	keysetJSON, err := envelope.NewMasterKeyset()
 	if err != nil {
 		t.Fatalf("envelope.NewMasterKeyset: %v", err)

@@ -83,11 +83,12 @@ func handlePutSecret(out *responder, secrets *neostore.SecretService, limits bod
 			out.error(w, r, err)
 			return
 		}
-		if err := auditWrite(w, r, http.StatusNoContent); err != nil {
+		ctx, err := auditWrite(w, r, http.StatusNoContent)
+		if err != nil {
 			out.error(w, r, err)
 			return
 		}
-		if err := secrets.Put(r.Context(), tenant, key, req.value, req.validity); err != nil {
+		if err := secrets.Put(ctx, tenant, key, req.value, req.validity); err != nil {
 			out.error(w, r, err)
 			return
 		}
@@ -104,11 +105,12 @@ func handleDeleteSecret(out *responder, secrets *neostore.SecretService) http.Ha
 			out.error(w, r, err)
 			return
 		}
-		if err := auditWrite(w, r, http.StatusNoContent); err != nil {
+		ctx, err := auditWrite(w, r, http.StatusNoContent)
+		if err != nil {
 			out.error(w, r, err)
 			return
 		}
-		if err := secrets.Delete(r.Context(), tenant, key); err != nil {
+		if err := secrets.Delete(ctx, tenant, key); err != nil {
 			out.error(w, r, err)
 			return
 		}

@@ -120,6 +120,7 @@ func NewServer(cfg Config, secrets *neostore.SecretService, apiKeys, tokens neos
 	s := &server{mux: mux, out: out, now: now, observer: observer, accessLog: cfg.AccessLog, metrics: cfg.Observer != nil}
 	if cfg.Auditor != nil {
 		s.audit = &auditor{sink: cfg.Auditor, trustedProxies: cfg.TrustedProxies, now: now, out: out}
+		s.audit.changes, _ = cfg.Auditor.(neostore.ChangeAuditor)
 	}
 	return s
 }

@@ -113,7 +113,10 @@ func openTrail(ctx context.Context, cfg auditConfig, dataDir string, storeCfg st
 	if err != nil {
 		return nil, usageError("--audit-durability %q: want group, every or none", cfg.Durability)
 	}
-	var sink audit.Sink
+	var (
+		sink    audit.Sink
+		journal audit.Journal
+	)
 	switch kind {
 	case auditSinkFile:
 		if cfg.File == "" && dataDir == "" {
@@ -124,6 +127,11 @@ func openTrail(ctx context.Context, cfg auditConfig, dataDir string, storeCfg st
 			return nil, err
 		}
 		sink = fs
+		// The embedded store commits the record of a write with the write,
+		// so the write waits for one fsync, not two (audit.Config.Journal).
+		if j, ok := store.(audit.Journal); ok && durability == audit.WriteSync {
+			journal = j
+		}
 	case auditSinkStdout:
 		sink = audit.NewWriterSink(os.Stdout)
 	case auditSinkDatabase:
@@ -152,13 +160,14 @@ func openTrail(ctx context.Context, cfg auditConfig, dataDir string, storeCfg st
 		Durability:  durability,
 		FailOpen:    cfg.FailOpen,
 		Checkpoints: checkpointStore{store},
+		Journal:     journal,
 		Logger:      logger,
 	})
 	if err != nil {
 		sink.Close()
 		return nil, fmt.Errorf("open audit trail: %w", err)
 	}
-	logger.Info("audit trail", "sink", kind, "node", cfg.nodeID(), "durability", durability.String(), "failOpen", cfg.FailOpen)
+	logger.Info("audit trail", "sink", kind, "node", cfg.nodeID(), "durability", durability.String(), "failOpen", cfg.FailOpen, "journal", journal != nil)
 	return trail, nil
 }
 
