@@ -35,6 +35,7 @@ func journalAuditEntry(tx *bbolt.Tx, e *neostore.AuditEntry) error {
 	if err != nil {
 		return err
 	}
+	node.FillPercent = 1 // keys only grow: full pages, fewer of them per commit
 	return node.Put(binary.BigEndian.AppendUint64(nil, e.Seq), e.Line)
 }
 
