@@ -214,6 +214,7 @@ type Trail struct {
 
 	dropped atomic.Uint64
 	reqs    sync.Pool // of *request
+	stamp   stamper
 
 	// A watchdog closes *stall once the writer has been busy with one batch
 	// for stallAfter; waiting callers then give up. The writer puts a fresh
@@ -250,7 +251,7 @@ type Trail struct {
 // for an earlier record to be fsync'd.
 type request struct {
 	ts      []byte
-	body    []byte
+	body    []byte               // kept for the next record when the request is pooled
 	sync    bool                 // under WriteSync: the caller waits for the fsync
 	entry   *neostore.AuditEntry // filled in when written, for the store to journal
 	barrier *neostore.AuditEntry // not a record: released once this entry is fsync'd
@@ -483,19 +484,15 @@ func (t *Trail) audit(ctx context.Context, r *neostore.AuditRecord, e *neostore.
 	if err := ctx.Err(); err != nil {
 		return &unavailableError{err}
 	}
-	b, err := encodeBody(r)
-	if err != nil {
-		return t.refuse(err)
-	}
 	req := t.reqs.Get().(*request)
-	req.body = b
+	req.body = appendBody(req.body[:0], r) // the pooled request's buffer
 	req.entry = e
 	req.sync = e == nil && !isRead(r.Op)
 	ts := r.Time
 	if ts.IsZero() {
 		ts = t.now()
 	}
-	req.ts = ts.UTC().AppendFormat(req.tsb[:0], timeLayout)
+	req.ts = t.stamp.append(req.tsb[:0], ts)
 	return t.wait(ctx, req)
 }
 
@@ -503,22 +500,24 @@ func (t *Trail) audit(ctx context.Context, r *neostore.AuditRecord, e *neostore.
 func (t *Trail) wait(ctx context.Context, req *request) error {
 	stall := *t.stall.Load()
 	if err := t.enqueue(req); err != nil {
+		req.entry, req.barrier = nil, nil
 		t.reqs.Put(req)
 		return t.refuse(err)
 	}
+	var err error
 	select {
-	case err := <-req.done:
-		req.body, req.entry, req.barrier = nil, nil, nil
-		t.reqs.Put(req)
-		if err != nil {
-			return t.refuse(err)
-		}
-		return nil
+	case err = <-req.done:
 	case <-ctx.Done():
 		return &unavailableError{ctx.Err()} // req stays with the writer
 	case <-stall:
 		return t.refuse(errStalled) // req stays with the writer
 	}
+	req.entry, req.barrier = nil, nil
+	t.reqs.Put(req)
+	if err != nil {
+		return t.refuse(err)
+	}
+	return nil
 }
 
 var (

@@ -52,3 +52,27 @@ func FuzzEncodeBody(f *testing.F) {
 		}
 	})
 }
+
+func TestStamper_MatchesAppendFormat(t *testing.T) {
+	var s stamper
+	times := []time.Time{
+		time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC),
+		time.Date(2026, 3, 1, 12, 0, 0, 7, time.UTC),
+		time.Date(2026, 3, 1, 12, 0, 0, 999999999, time.UTC),
+		time.Date(2026, 3, 1, 12, 0, 1, 5000, time.UTC), // the next second
+		time.Date(2026, 3, 1, 13, 0, 1, 5000, time.FixedZone("CET", 3600)),
+		time.Date(999, 12, 31, 23, 59, 59, 1, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 1, time.UTC),
+		time.Date(0, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Now(),
+	}
+	for i := range 1000 {
+		times = append(times, time.Unix(int64(i)*7919, int64(i)*104729))
+	}
+	for _, tm := range times {
+		want := tm.UTC().AppendFormat(nil, timeLayout)
+		if got := s.append(nil, tm); !bytes.Equal(got, want) {
+			t.Errorf("stamp(%v) = %s, want %s", tm, got, want)
+		}
+	}
+}

@@ -85,8 +85,9 @@ func (a *auditor) durable(r *http.Request, e *neostore.AuditEntry) error {
 
 func (a *auditor) newRecord(r *http.Request, status int) neostore.AuditRecord {
 	st := requestStateFrom(r.Context())
+	now := a.now()
 	rec := neostore.AuditRecord{
-		Time:       a.now().UTC(),
+		Time:       now,
 		TraceID:    st.traceID(),
 		Op:         st.audit.op,
 		Tenant:     clip(st.audit.tenant),
@@ -96,7 +97,7 @@ func (a *auditor) newRecord(r *http.Request, status int) neostore.AuditRecord {
 		ErrorCode:  st.audit.errorCode,
 		ClientAddr: a.clientAddr(r),
 		UserAgent:  r.UserAgent(),
-		Duration:   a.now().Sub(st.audit.start),
+		Duration:   now.Sub(st.audit.start),
 	}
 	if rec.Op == "" {
 		rec.Op = neostore.OpUnknownRoute
