@@ -62,7 +62,9 @@ const (
 	// batch or within ReadSyncDelay, whichever comes first. A process crash
 	// loses nothing; an OS crash or power loss can lose the records of the
 	// reads of the last ReadSyncDelay, never the record of a change. Reads
-	// then cost no fsync wait, which is most of a read's latency.
+	// then cost no fsync wait, which is most of a read's latency. With a
+	// Config.Journal, a change's record is made durable by the store's
+	// commit instead of an fsync of the sink (AuditChange, Durable).
 	WriteSync
 )
 
@@ -794,6 +796,9 @@ func (t *Trail) writeLines(lw LinesWriter, batch []*request) (int, error) {
 		t.fill(req.entry, seq, line)
 	}
 	t.batchBuf = buf
+	if len(buf) == 0 {
+		return len(batch), nil // barriers only
+	}
 	if err := lw.WriteLines(buf); err != nil {
 		return 0, err
 	}
