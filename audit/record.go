@@ -83,6 +83,7 @@ func appendBody(b []byte, r *neostore.AuditRecord) []byte {
 	p := &r.Principal
 	var sep byte // none before an object's first member
 	field := func(name, v string, omitEmpty bool) {
+		v = clip(v) // before the empty test: a clipped value can be empty
 		if omitEmpty && v == "" {
 			return
 		}
@@ -92,7 +93,7 @@ func appendBody(b []byte, r *neostore.AuditRecord) []byte {
 		b = append(b, '"')
 		b = append(b, name...)
 		b = append(b, '"', ':')
-		b = appendJSONString(b, clip(v))
+		b = appendJSONString(b, v)
 		sep = ','
 	}
 	field("traceId", r.TraceID, true)
