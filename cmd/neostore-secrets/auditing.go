@@ -111,7 +111,7 @@ func openTrail(ctx context.Context, cfg auditConfig, dataDir string, storeCfg st
 	}
 	durability, err := audit.ParseDurability(cfg.Durability)
 	if err != nil {
-		return nil, usageError("--audit-durability %q: want group, every or none", cfg.Durability)
+		return nil, usageError("--audit-durability %q: want writes, group, every or none", cfg.Durability)
 	}
 	var (
 		sink    audit.Sink
