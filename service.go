@@ -1,6 +1,7 @@
 package neostore
 
 import (
+	"bytes"
 	"context"
 	"time"
 )
@@ -34,7 +35,21 @@ func (s *SecretService) Get(ctx context.Context, tenant, key string) ([]byte, er
 	if !sealed.Validity.Contains(s.now()) {
 		return nil, errNotFound
 	}
-	return s.sealer.Open(ctx, tenant, key, sealed.Ciphertext)
+	value, err := s.sealer.Open(ctx, tenant, key, sealed.Ciphertext)
+	if err == nil {
+		return value, nil
+	}
+	// A data-key rotation may have resealed the value and dropped the key
+	// it was read under between the read and the open: read it once more.
+	// An unchanged ciphertext fails as it did.
+	again, gerr := s.store.GetSecret(ctx, tenant, key)
+	if gerr != nil || bytes.Equal(again.Ciphertext, sealed.Ciphertext) {
+		return nil, err
+	}
+	if !again.Validity.Contains(s.now()) {
+		return nil, errNotFound
+	}
+	return s.sealer.Open(ctx, tenant, key, again.Ciphertext)
 }
 
 var errNotFound = Errorf(ENOTFOUND, "Secret not found.")
