@@ -25,8 +25,10 @@ func main() {
 
 // Exit codes beyond 0 and 1.
 const (
-	exitUsage  = 2  // bad command line
-	exitConfig = 78 // EX_CONFIG: missing or wrong master key, bad configuration
+	exitUsage    = 2  // bad command line
+	exitNotFound = 3  // remote commands: the secret is not found (404)
+	exitRefused  = 4  // remote commands: the server refused the credential (401, 403)
+	exitConfig   = 78 // EX_CONFIG: missing or wrong master key, bad configuration
 )
 
 // exitError carries the process exit code of an error up to main.
