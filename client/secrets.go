@@ -149,7 +149,7 @@ func (c *Client) do(ctx context.Context, op, method, path, accept string, body [
 		if deadline, has := ctx.Deadline(); has && c.retry.now().Add(wait).After(deadline) {
 			return nil, err // the wait would outlast the caller: fail now
 		}
-		if !sleep(ctx, wait) {
+		if !c.sleep(ctx, wait) {
 			return nil, &canceledError{op: op, cause: ctx.Err(), last: last}
 		}
 	}
