@@ -2,11 +2,15 @@ package client
 
 import (
 	"context"
+	"encoding/pem"
 	"errors"
 	"io"
+	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -265,5 +269,37 @@ func TestParseRetryAfter(t *testing.T) {
 		if got := parseRetryAfter(tt.in, now); got != tt.want {
 			t.Errorf("parseRetryAfter(%q) = %v, want %v", tt.in, got, tt.want)
 		}
+	}
+}
+
+// TestRetry_CertificateErrorsAreNot: a server whose certificate is not
+// trusted will not become trusted by asking again.
+func TestRetry_CertificateErrorsAreNot(t *testing.T) {
+	var conns atomic.Int32
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(value("v")))
+	srv.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	c := newClient(t, srv.URL) // without the test server's CA
+	_, err := c.Get(context.Background(), "demo", "k")
+	if err == nil || !strings.Contains(err.Error(), "certificate") {
+		t.Fatalf("Get = %v, want a certificate error", err)
+	}
+	if errors.Is(err, ErrUnavailable) || Temporary(err) {
+		t.Errorf("a certificate error = %v, want neither ErrUnavailable nor temporary", err)
+	}
+	if n := conns.Load(); n != 1 {
+		t.Errorf("the client connected %d times, want 1", n)
+	}
+	// With the CA it works.
+	pemCA := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	c = newClient(t, srv.URL, WithCABundle(pemCA))
+	if got, err := c.Get(context.Background(), "demo", "k"); err != nil || string(got) != "v" {
+		t.Errorf("Get with WithCABundle = %q, %v", got, err)
 	}
 }
