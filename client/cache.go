@@ -21,7 +21,8 @@ const (
 //
 // Danger: a cached value is served for up to TTL after it was changed,
 // deleted or expired on the server by someone else, and for as long as the
-// server stays unreachable after that. A 404, 401 or 403 answer drops the
+// server stays unreachable after that. A caller's deadline that runs out
+// before the server answers counts as a failed refresh. A 404, 401 or 403 answer drops the
 // value at once; Put and Delete through the same client drop it too. Values
 // are held in memory only, never written to disk.
 type CacheConfig struct {
@@ -76,7 +77,8 @@ func newCache(cfg CacheConfig, now func() time.Time) (*cache, error) {
 }
 
 // get returns a fresh cached value, or fetches one; when the fetch fails
-// temporarily and a stale value is held, it returns that and tells onStale.
+// temporarily (or the caller's deadline runs out first) and a stale value
+// is held, it returns that and tells onStale.
 // Every returned slice is the caller's own copy.
 func (c *cache) get(ctx context.Context, tenant, key string, fetch func(ctx context.Context, tenant, key string) ([]byte, error)) ([]byte, error) {
 	k := cacheKey{tenant, key}
@@ -98,7 +100,15 @@ func (c *cache) get(ctx context.Context, tenant, key string, fetch func(ctx cont
 		c.store(k, v, gen)
 		return v, nil
 	}
-	if !Temporary(err) {
+	var ended *canceledError
+	if errors.As(err, &ended) {
+		// The caller's context ended: that says nothing about the secret,
+		// so the value stays. A deadline that ran out while the server did
+		// not answer is an outage like a refused connection.
+		if !errors.Is(ended.cause, context.DeadlineExceeded) {
+			return nil, err
+		}
+	} else if !Temporary(err) {
 		c.forget(tenant, key)
 		return nil, err
 	}

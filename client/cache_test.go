@@ -202,3 +202,46 @@ func TestCache_ConcurrentUse(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestCache_StaleIfErrorWhenTheServerHangs: a server that accepts but never
+// answers ends the caller's deadline; that is an outage too.
+func TestCache_StaleIfErrorWhenTheServerHangs(t *testing.T) {
+	hang := make(chan struct{})
+	s := newScript(t, value("v1"), func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-hang:
+		case <-r.Context().Done():
+		}
+	})
+	defer close(hang)
+	clk := newClock()
+	var reports staleReports
+	c := newClient(t, s.srv.URL, WithClock(clk.now), WithCache(CacheConfig{TTL: time.Minute, OnStale: reports.hook}))
+	mustGet(t, c, "k", "v1")
+	clk.advance(time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	got, err := c.Get(ctx, "demo", "k")
+	if err != nil || string(got) != "v1" {
+		t.Fatalf("Get while the server hangs = %q, %v; want the stale v1", got, err)
+	}
+	if len(reports.errs) != 1 || !errors.Is(reports.errs[0], context.DeadlineExceeded) {
+		t.Errorf("OnStale errors = %v, want one deadline exceeded", reports.errs)
+	}
+}
+
+// TestCache_CancelKeepsTheValue: a caller giving up says nothing about the
+// secret, so the value stays for the next caller.
+func TestCache_CancelKeepsTheValue(t *testing.T) {
+	s := newScript(t, value("v1"), problem(503, ""))
+	clk := newClock()
+	c := newClient(t, s.srv.URL, WithRetries(0), WithClock(clk.now), WithCache(CacheConfig{TTL: time.Minute}))
+	mustGet(t, c, "k", "v1")
+	clk.advance(time.Minute)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := c.Get(ctx, "demo", "k"); !errors.Is(err, context.Canceled) {
+		t.Errorf("Get with a cancelled context = %v, want context.Canceled", err)
+	}
+	mustGet(t, c, "k", "v1") // the 503 now: the stale value is still there
+}
