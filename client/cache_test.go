@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -244,4 +245,83 @@ func TestCache_CancelKeepsTheValue(t *testing.T) {
 		t.Errorf("Get with a cancelled context = %v, want context.Canceled", err)
 	}
 	mustGet(t, c, "k", "v1") // the 503 now: the stale value is still there
+}
+
+// TestCache_ConcurrentMissesAskOnce: callers that miss the same key at once
+// share one request instead of stampeding the server when a TTL runs out.
+func TestCache_ConcurrentMissesAskOnce(t *testing.T) {
+	release := make(chan struct{})
+	s := newScript(t, func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		value("v1")(w, r)
+	})
+	c := newClient(t, s.srv.URL, WithCache(CacheConfig{TTL: time.Hour}))
+	const callers = 10
+	var started, done sync.WaitGroup
+	started.Add(callers)
+	results := make(chan string, callers)
+	for range callers {
+		done.Go(func() {
+			started.Done()
+			v, err := c.Get(context.Background(), "demo", "k")
+			if err != nil {
+				t.Errorf("Get = %v", err)
+			}
+			results <- string(v)
+		})
+	}
+	started.Wait()
+	select {
+	case <-s.seen:
+	case <-time.After(10 * time.Second):
+		t.Fatal("no request reached the server")
+	}
+	// Give the other callers every chance to send their own request.
+	for range 100 {
+		runtime.Gosched()
+	}
+	close(release)
+	done.Wait()
+	close(results)
+	for v := range results {
+		if v != "v1" {
+			t.Errorf("a caller got %q, want v1", v)
+		}
+	}
+	if n := s.n.Load(); n != 1 {
+		t.Errorf("server saw %d requests for one key, want 1", n)
+	}
+}
+
+// TestCache_ALeaderGivingUpDoesNotFailTheOthers: the caller whose request
+// the others wait for cancels; they ask for themselves.
+func TestCache_ALeaderGivingUpDoesNotFailTheOthers(t *testing.T) {
+	s := newScript(t, func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // the leader's request hangs until it gives up
+	}, value("v1"))
+	c := newClient(t, s.srv.URL, WithCache(CacheConfig{TTL: time.Hour}))
+	ctx, cancel := context.WithCancel(context.Background())
+	leader := make(chan error, 1)
+	go func() { _, err := c.Get(ctx, "demo", "k"); leader <- err }()
+	<-s.seen
+	follower := make(chan string, 1)
+	go func() {
+		v, err := c.Get(context.Background(), "demo", "k")
+		if err != nil {
+			t.Errorf("follower Get = %v", err)
+		}
+		follower <- string(v)
+	}()
+	cancel()
+	if err := <-leader; !errors.Is(err, context.Canceled) {
+		t.Errorf("leader Get = %v, want context.Canceled", err)
+	}
+	select {
+	case v := <-follower:
+		if v != "v1" {
+			t.Errorf("follower got %q, want v1", v)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the follower did not return")
+	}
 }
