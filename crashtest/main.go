@@ -449,8 +449,12 @@ func (d *driver) check(ctx context.Context, cycle int) ([4]int, int) {
 				v := m.judge(observed)
 				verdicts[v]++
 				if v != verdictOK {
-					d.evidence = append(d.evidence, fmt.Sprintf("cycle %d: %s %s: holds %s; last acknowledged %s, unanswered after it %v, highest sent v%d",
-						cycle, m.name, v, describe(observed), describe(m.acked), m.inFlight, m.issued))
+					unanswered := make([]string, len(m.inFlight))
+					for i, o := range m.inFlight {
+						unanswered[i] = describe(o)
+					}
+					d.evidence = append(d.evidence, fmt.Sprintf("cycle %d: %s %s: holds %s; last acknowledged %s, unanswered after it [%s], highest sent v%d",
+						cycle, m.name, v, describe(observed), describe(m.acked), strings.Join(unanswered, " "), m.issued))
 				}
 				m.settle(observed)
 				mu.Unlock()
