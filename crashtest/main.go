@@ -335,6 +335,7 @@ type writeStats struct {
 // returns when every writer has seen its last request fail.
 func (d *driver) write(ctx context.Context, cycle int, killAt time.Duration) writeStats {
 	var killed atomic.Bool
+	base := d.srv.base // d.srv goes at the kill, while writers still run
 	transport := &http.Transport{MaxIdleConnsPerHost: d.cfg.writers}
 	defer transport.CloseIdleConnections()
 	client := &http.Client{Timeout: 30 * time.Second, Transport: transport}
@@ -353,7 +354,7 @@ func (d *driver) write(ctx context.Context, cycle int, killAt time.Duration) wri
 					outcome = m.nextVersion()
 				}
 				m.send(outcome)
-				status, err := d.change(ctx, client, m.name, del, outcome)
+				status, err := d.change(ctx, client, base, m.name, del, outcome)
 				switch {
 				case err == nil && status == http.StatusNoContent:
 					m.ack()
@@ -392,8 +393,8 @@ func (d *driver) write(ctx context.Context, cycle int, killAt time.Duration) wri
 }
 
 // change sends one PUT of version ver, or one DELETE, and returns the status.
-func (d *driver) change(ctx context.Context, client *http.Client, key string, del bool, ver int64) (int, error) {
-	url := d.srv.base + "/api/" + tenant + "/secrets/" + key
+func (d *driver) change(ctx context.Context, client *http.Client, base, key string, del bool, ver int64) (int, error) {
+	url := base + "/api/" + tenant + "/secrets/" + key
 	var req *http.Request
 	var err error
 	if del {
