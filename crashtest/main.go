@@ -53,6 +53,7 @@ type config struct {
 	minKill       time.Duration // kill between minKill and maxKill after the writers start
 	maxKill       time.Duration
 	recoveryKills float64       // share of cycles that also kill the restarting server before it is ready
+	freshKeys     int           // keys per writer in a tenant new in each cycle (0: none)
 	readyTimeout  time.Duration // bound on a restart; past it the restart failed
 	serveArgs     string        // extra serve flags, space-separated
 	keep          bool          // keep the work directory (it is kept anyway on a fault)
@@ -71,6 +72,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.Uint64Var(&c.seed, "seed", 0, "random seed (0: from the clock); printed, so a run can be replayed")
 	fs.DurationVar(&c.minKill, "min-kill", 50*time.Millisecond, "earliest kill after the writers start")
 	fs.DurationVar(&c.maxKill, "max-kill", 1500*time.Millisecond, "latest kill after the writers start")
+	fs.IntVar(&c.freshKeys, "fresh-keys", 2, "keys per writer in a new tenant each cycle, whose first writes create its data key (0: none)")
 	fs.Float64Var(&c.recoveryKills, "recovery-kills", 0.2, "share of cycles that also kill the restarting server before it is ready")
 	fs.DurationVar(&c.readyTimeout, "ready-timeout", 30*time.Second, "how long a restart may take before it counts as failed")
 	fs.StringVar(&c.serveArgs, "serve-args", "", "extra serve flags, space-separated (e.g. \"--audit-durability group\")")
@@ -81,8 +83,8 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	switch {
 	case fs.NArg() > 0:
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
-	case c.cycles < 1 || c.writers < 1 || c.keysPerWriter < 1:
-		return c, errors.New("-cycles, -writers and -keys must be at least 1")
+	case c.cycles < 1 || c.writers < 1 || c.keysPerWriter < 1 || c.freshKeys < 0:
+		return c, errors.New("-cycles, -writers and -keys must be at least 1, -fresh-keys at least 0")
 	case c.minKill < 0 || c.maxKill < c.minKill:
 		return c, errors.New("want 0 <= -min-kill <= -max-kill")
 	case c.deleteShare < 0 || c.deleteShare > 1 || c.recoveryKills < 0 || c.recoveryKills > 1:
@@ -108,8 +110,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	d := &driver{cfg: cfg, dir: dir, data: filepath.Join(dir, "data"), masterKey: filepath.Join(dir, "master.key"), out: stdout}
-	fmt.Fprintf(stdout, "crashtest: seed %d (replay with -seed %d), %d writers x %d keys, kill after %s..%s, work directory %s\n",
-		cfg.seed, cfg.seed, cfg.writers, cfg.keysPerWriter, cfg.minKill, cfg.maxKill, dir)
+	fmt.Fprintf(stdout, "crashtest: seed %d (replay with -seed %d), %d writers x (%d keys + %d in a new tenant each cycle), kill after %s..%s, work directory %s\n",
+		cfg.seed, cfg.seed, cfg.writers, cfg.keysPerWriter, cfg.freshKeys, cfg.minKill, cfg.maxKill, dir)
 	started := time.Now()
 	runErr := d.run(ctx)
 	faulty := runErr != nil || d.t.faults() > 0
@@ -167,15 +169,18 @@ type driver struct {
 	dir, data, masterKey string
 	out                  io.Writer
 	log                  *os.File
-	apiKey               string
-	keys                 []keyModel
+	apiKeys              map[string]string // tenant -> API key with both scopes
+	keys                 []*keyModel       // every key ever written, each in its tenant
+	mainKeys             []*keyModel       // the keys of the tenant every cycle writes
 	srv                  *server
 	t                    totals
 	evidence             []string
 	finalVerify          string
 }
 
-const tenant = "crash"
+// mainTenant is the tenant every cycle writes; each cycle also writes a
+// tenant of its own, crash-N, whose first PUTs create its data key.
+const mainTenant = "crash"
 
 func (d *driver) run(ctx context.Context) error {
 	var err error
@@ -195,10 +200,8 @@ func (d *driver) run(ctx context.Context) error {
 	if _, stderr, code := d.bin.run(ctx, "keys", "init", "--out", d.masterKey); code != 0 {
 		return fmt.Errorf("keys init: exit %d: %s", code, stderr)
 	}
-	d.keys = make([]keyModel, d.cfg.writers*d.cfg.keysPerWriter)
-	for i := range d.keys {
-		d.keys[i].name = fmt.Sprintf("k-%04d", i)
-	}
+	d.apiKeys = map[string]string{}
+	d.mainKeys = d.addKeys(mainTenant, d.cfg.writers*d.cfg.keysPerWriter)
 	if err := d.restart(ctx); err != nil {
 		return err
 	}
@@ -207,12 +210,9 @@ func (d *driver) run(ctx context.Context) error {
 			d.srv.kill()
 		}
 	}()
-	stdout, stderr, code := d.bin.run(ctx, "apikey", "create", "--data", d.data, "--tenant", tenant,
-		"--scope", "Secret.Read", "--scope", "Secret.Write", "--name", "crashtest")
-	if code != 0 {
-		return fmt.Errorf("apikey create: exit %d: %s", code, stderr)
+	if err := d.createAPIKey(ctx, mainTenant); err != nil {
+		return err
 	}
-	d.apiKey, _, _ = strings.Cut(stdout, "\n")
 
 	rng := rand.New(rand.NewPCG(d.cfg.seed, 0))
 	started := time.Now()
@@ -231,12 +231,42 @@ func (d *driver) run(ctx context.Context) error {
 	return d.finish(ctx)
 }
 
+// addKeys adds n keys of tenant to the model and returns them.
+func (d *driver) addKeys(tenant string, n int) []*keyModel {
+	added := make([]*keyModel, n)
+	for i := range added {
+		added[i] = &keyModel{tenant: tenant, name: fmt.Sprintf("k-%04d", i)}
+	}
+	d.keys = append(d.keys, added...)
+	return added
+}
+
+// createAPIKey issues an API key for tenant through the running server's
+// admin socket.
+func (d *driver) createAPIKey(ctx context.Context, tenant string) error {
+	stdout, stderr, code := d.bin.run(ctx, "apikey", "create", "--data", d.data, "--tenant", tenant,
+		"--scope", "Secret.Read", "--scope", "Secret.Write", "--name", "crashtest")
+	if code != 0 {
+		return fmt.Errorf("apikey create --tenant %s: exit %d: %s", tenant, code, stderr)
+	}
+	d.apiKeys[tenant], _, _ = strings.Cut(stdout, "\n")
+	return nil
+}
+
 // cycle runs the writers, kills the server, checks the files it left,
 // restarts it and checks every key.
 func (d *driver) cycle(ctx context.Context, n int, rng *rand.Rand) error {
 	d.t.cycles++
 	killAt := d.cfg.minKill + time.Duration(rng.Int64N(int64(d.cfg.maxKill-d.cfg.minKill)+1))
-	w := d.write(ctx, n, killAt)
+	active := d.mainKeys
+	if d.cfg.freshKeys > 0 {
+		fresh := fmt.Sprintf("%s-%d", mainTenant, n)
+		if err := d.createAPIKey(ctx, fresh); err != nil {
+			return fmt.Errorf("cycle %d: %w", n, err)
+		}
+		active = append(slices.Clone(active), d.addKeys(fresh, d.cfg.writers*d.cfg.freshKeys)...)
+	}
+	w := d.write(ctx, n, active, killAt)
 	d.t.puts += w.puts
 	d.t.deletes += w.deletes
 	d.t.inFlight += w.inFlight
@@ -331,9 +361,10 @@ type writeStats struct {
 	puts, deletes, inFlight, errors int
 }
 
-// write runs the writers until killAt, kills the server with SIGKILL and
-// returns when every writer has seen its last request fail.
-func (d *driver) write(ctx context.Context, cycle int, killAt time.Duration) writeStats {
+// write runs the writers on keys until killAt, kills the server with
+// SIGKILL and returns when every writer has seen its last request fail.
+// Writer w owns the keys whose index modulo the number of writers is w.
+func (d *driver) write(ctx context.Context, cycle int, keys []*keyModel, killAt time.Duration) writeStats {
 	var killed atomic.Bool
 	base := d.srv.base // d.srv goes at the kill, while writers still run
 	transport := &http.Transport{MaxIdleConnsPerHost: d.cfg.writers}
@@ -346,15 +377,19 @@ func (d *driver) write(ctx context.Context, cycle int, killAt time.Duration) wri
 		wg.Go(func() {
 			rng := rand.New(rand.NewPCG(d.cfg.seed, uint64(cycle)<<8|uint64(w)))
 			st := &stats[w]
+			var own []*keyModel
+			for i := w; i < len(keys); i += d.cfg.writers {
+				own = append(own, keys[i])
+			}
 			for !killed.Load() && ctx.Err() == nil {
-				m := &d.keys[w+d.cfg.writers*rng.IntN(d.cfg.keysPerWriter)]
+				m := own[rng.IntN(len(own))]
 				del := rng.Float64() < d.cfg.deleteShare
 				outcome := int64(absent)
 				if !del {
 					outcome = m.nextVersion()
 				}
 				m.send(outcome)
-				status, err := d.change(ctx, client, base, m.name, del, outcome)
+				status, err := d.change(ctx, client, base, m, del, outcome)
 				switch {
 				case err == nil && status == http.StatusNoContent:
 					m.ack()
@@ -368,7 +403,7 @@ func (d *driver) write(ctx context.Context, cycle int, killAt time.Duration) wri
 				default:
 					st.errors++
 					mu.Lock()
-					d.evidence = append(d.evidence, fmt.Sprintf("cycle %d: %s %s before the kill: status %d, %v", cycle, map[bool]string{false: "PUT", true: "DELETE"}[del], m.name, status, err))
+					d.evidence = append(d.evidence, fmt.Sprintf("cycle %d: %s %s/%s before the kill: status %d, %v", cycle, map[bool]string{false: "PUT", true: "DELETE"}[del], m.tenant, m.name, status, err))
 					mu.Unlock()
 				}
 			}
@@ -393,19 +428,19 @@ func (d *driver) write(ctx context.Context, cycle int, killAt time.Duration) wri
 }
 
 // change sends one PUT of version ver, or one DELETE, and returns the status.
-func (d *driver) change(ctx context.Context, client *http.Client, base, key string, del bool, ver int64) (int, error) {
-	url := base + "/api/" + tenant + "/secrets/" + key
+func (d *driver) change(ctx context.Context, client *http.Client, base string, m *keyModel, del bool, ver int64) (int, error) {
+	url := base + "/api/" + m.tenant + "/secrets/" + m.name
 	var req *http.Request
 	var err error
 	if del {
 		req, err = http.NewRequestWithContext(ctx, http.MethodDelete, url, nil)
 	} else {
-		req, err = http.NewRequestWithContext(ctx, http.MethodPut, url, strings.NewReader(`{"value":"`+value(key, ver)+`"}`))
+		req, err = http.NewRequestWithContext(ctx, http.MethodPut, url, strings.NewReader(`{"value":"`+value(m.name, ver)+`"}`))
 	}
 	if err != nil {
 		return 0, err
 	}
-	req.Header.Set("X-API-KEY", d.apiKey)
+	req.Header.Set("X-API-KEY", d.apiKeys[m.tenant])
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
@@ -438,12 +473,12 @@ func (d *driver) check(ctx context.Context, cycle int) ([4]int, int) {
 				if i >= len(d.keys) {
 					return
 				}
-				m := &d.keys[i]
-				observed, err := d.read(ctx, client, m.name)
+				m := d.keys[i]
+				observed, err := d.read(ctx, client, m)
 				mu.Lock()
 				if err != nil {
 					readErrs++
-					d.evidence = append(d.evidence, fmt.Sprintf("cycle %d: GET %s after the restart: %v", cycle, m.name, err))
+					d.evidence = append(d.evidence, fmt.Sprintf("cycle %d: GET %s/%s after the restart: %v", cycle, m.tenant, m.name, err))
 					mu.Unlock()
 					continue
 				}
@@ -454,8 +489,8 @@ func (d *driver) check(ctx context.Context, cycle int) ([4]int, int) {
 					for i, o := range m.inFlight {
 						unanswered[i] = describe(o)
 					}
-					d.evidence = append(d.evidence, fmt.Sprintf("cycle %d: %s %s: holds %s; last acknowledged %s, unanswered after it [%s], highest sent v%d",
-						cycle, m.name, v, describe(observed), describe(m.acked), strings.Join(unanswered, " "), m.issued))
+					d.evidence = append(d.evidence, fmt.Sprintf("cycle %d: %s/%s %s: holds %s; last acknowledged %s, unanswered after it [%s], highest sent v%d",
+						cycle, m.tenant, m.name, v, describe(observed), describe(m.acked), strings.Join(unanswered, " "), m.issued))
 				}
 				m.settle(observed)
 				mu.Unlock()
@@ -477,14 +512,14 @@ func describe(ver int64) string {
 	return fmt.Sprintf("v%d", ver)
 }
 
-// read returns the version key holds (absent on 404, -1 for a value the
+// read returns the version a key holds (absent on 404, -1 for a value the
 // driver did not write).
-func (d *driver) read(ctx context.Context, client *http.Client, key string) (int64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.srv.base+"/api/"+tenant+"/secrets/"+key, nil)
+func (d *driver) read(ctx context.Context, client *http.Client, m *keyModel) (int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.srv.base+"/api/"+m.tenant+"/secrets/"+m.name, nil)
 	if err != nil {
 		return 0, err
 	}
-	req.Header.Set("X-API-KEY", d.apiKey)
+	req.Header.Set("X-API-KEY", d.apiKeys[m.tenant])
 	resp, err := client.Do(req)
 	if err != nil {
 		return 0, err
@@ -496,7 +531,7 @@ func (d *driver) read(ctx context.Context, client *http.Client, key string) (int
 	}
 	switch resp.StatusCode {
 	case http.StatusOK:
-		return parseValue(key, string(body)), nil
+		return parseValue(m.name, string(body)), nil
 	case http.StatusNotFound:
 		return absent, nil
 	}

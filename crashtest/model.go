@@ -18,6 +18,7 @@ const absent = 0
 // may or may not have happened; so may every such operation sent after the
 // last acknowledged one, and the key may hold the outcome of any of them.
 type keyModel struct {
+	tenant   string
 	name     string
 	acked    int64   // outcome of the last acknowledged operation: a version, or absent
 	inFlight []int64 // outcomes of operations sent after it and not acknowledged, in order
