@@ -2,7 +2,7 @@
 # The whole test suite, as CI runs it: formatting, vet, staticcheck, every
 # test with the race detector, a bounded run of every fuzz target, and a
 # bounded crash test.
-# Usage: ./scripts/test.sh        (FUZZTIME=10s, CRASH_CYCLES=40 by default)
+# Usage: ./scripts/test.sh        (FUZZTIME=10s, CRASH_CYCLES=30 by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,13 +33,13 @@ grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r file; do
 	done
 done
 
-echo "== crash test (${CRASH_CYCLES:-40} cycles, about a minute)"
+echo "== crash test (${CRASH_CYCLES:-30} cycles, about a minute)"
 # SIGKILL under writes, restart, check every acknowledged PUT and DELETE, the
 # bbolt file and audit verify (crashtest/main.go). On a fault it prints the
 # seed to replay and keeps its work directory. Longer runs: README, Crash test.
 crash_bin=$(mktemp -d)
 trap 'rm -rf "$crash_bin"' EXIT
 go build -o "$crash_bin/neostore-secrets" ./cmd/neostore-secrets
-go run ./crashtest -bin "$crash_bin/neostore-secrets" -cycles "${CRASH_CYCLES:-40}"
+go run ./crashtest -bin "$crash_bin/neostore-secrets" -cycles "${CRASH_CYCLES:-30}"
 
 echo "== all tests passed"
