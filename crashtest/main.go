@@ -16,6 +16,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -148,6 +149,7 @@ type totals struct {
 	errors         int // answered with anything but 204, or failed, before the kill
 	verdicts       [4]int
 	readErrors     int // checker GETs answered with anything but 200 or 404
+	listMismatches int // key lists that disagree with the keys holding a value
 	failedRestarts int
 	recoveryKills  int
 	boltFailures   int
@@ -159,7 +161,7 @@ type totals struct {
 // faults counts what makes the run fail.
 func (t *totals) faults() int {
 	return t.errors + t.verdicts[verdictLost] + t.verdicts[verdictRevived] + t.verdicts[verdictCorrupt] +
-		t.readErrors + t.failedRestarts + t.boltFailures + t.verify[verifyFailed] + map[bool]int{true: 1}[t.finalFailed]
+		t.readErrors + t.listMismatches + t.failedRestarts + t.boltFailures + t.verify[verifyFailed] + map[bool]int{true: 1}[t.finalFailed]
 }
 
 // driver runs the cycles against one data directory.
@@ -303,15 +305,16 @@ func (d *driver) cycle(ctx context.Context, n int, rng *rand.Rand) error {
 	}
 	took := time.Since(start)
 	d.t.restarts = append(d.t.restarts, took)
-	v, readErrs := d.check(ctx, n)
+	v, readErrs, mismatches := d.check(ctx, n)
 	for i, c := range v {
 		d.t.verdicts[i] += c
 	}
 	d.t.readErrors += readErrs
+	d.t.listMismatches += mismatches
 
-	fmt.Fprintf(d.out, "cycle %3d: kill at %6s: puts %4d deletes %4d in flight %d errors %d; bolt %s; verify %s;%s restart %s; keys ok %d lost %d revived %d corrupt %d read errors %d\n",
+	fmt.Fprintf(d.out, "cycle %3d: kill at %6s: puts %4d deletes %4d in flight %d errors %d; bolt %s; verify %s;%s restart %s; keys ok %d lost %d revived %d corrupt %d read errors %d list mismatches %d\n",
 		n, killAt.Round(time.Millisecond), w.puts, w.deletes, w.inFlight, w.errors, boltResult, verify, recovery,
-		took.Round(time.Millisecond), v[verdictOK], v[verdictLost], v[verdictRevived], v[verdictCorrupt], readErrs)
+		took.Round(time.Millisecond), v[verdictOK], v[verdictLost], v[verdictRevived], v[verdictCorrupt], readErrs, mismatches)
 	return nil
 }
 
@@ -454,8 +457,10 @@ func (d *driver) change(ctx context.Context, client *http.Client, base string, m
 }
 
 // check reads every key back from the restarted server, judges what it
-// holds, and settles the model on it.
-func (d *driver) check(ctx context.Context, cycle int) ([4]int, int) {
+// holds, settles the model on it, and compares each tenant's key list with
+// the keys that hold a value. It returns the verdicts, the reads that
+// failed and the lists that disagree.
+func (d *driver) check(ctx context.Context, cycle int) ([4]int, int, int) {
 	const readers = 4
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: readers}}
 	defer client.CloseIdleConnections()
@@ -498,7 +503,52 @@ func (d *driver) check(ctx context.Context, cycle int) ([4]int, int) {
 		})
 	}
 	wg.Wait()
-	return verdicts, readErrs
+	// The key list must name exactly the keys that hold a value: a list
+	// and the reads it points to disagreeing is a fault of its own.
+	mismatches := 0
+	for tenant := range d.apiKeys {
+		listed, err := d.list(ctx, client, tenant)
+		if err != nil {
+			readErrs++
+			d.evidence = append(d.evidence, fmt.Sprintf("cycle %d: GET the key list of %s after the restart: %v", cycle, tenant, err))
+			continue
+		}
+		var holding []string
+		for _, m := range d.keys {
+			if m.tenant == tenant && m.acked != absent {
+				holding = append(holding, m.name)
+			}
+		}
+		slices.Sort(listed)
+		slices.Sort(holding)
+		if !slices.Equal(listed, holding) {
+			mismatches++
+			d.evidence = append(d.evidence, fmt.Sprintf("cycle %d: the key list of %s names %d keys, %d hold a value", cycle, tenant, len(listed), len(holding)))
+		}
+	}
+	return verdicts, readErrs, mismatches
+}
+
+// list returns the key names the server lists for tenant.
+func (d *driver) list(ctx context.Context, client *http.Client, tenant string) ([]string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, d.srv.base+"/api/"+tenant+"/secrets", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("X-API-KEY", d.apiKeys[tenant])
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("status %d", resp.StatusCode)
+	}
+	var names []string
+	if err := json.NewDecoder(resp.Body).Decode(&names); err != nil {
+		return nil, err
+	}
+	return names, nil
 }
 
 // describe names a key's state for the evidence lines.
@@ -589,6 +639,7 @@ func (d *driver) printTotals(took time.Duration) {
 	row("revived", t.verdicts[verdictRevived])
 	row("corrupt", t.verdicts[verdictCorrupt])
 	row("read errors", t.readErrors)
+	row("key lists disagreeing with reads", t.listMismatches)
 	row("failed restarts", t.failedRestarts)
 	row("kills during a restart", t.recoveryKills)
 	row("bbolt check failures", t.boltFailures)
