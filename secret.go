@@ -98,11 +98,31 @@ func (v Validity) Validate() error {
 	return nil
 }
 
-// SealedSecret is a secret as storage keeps it: the sealed value and its
-// validity window. Storage never sees the plaintext.
+// SealedSecret is a secret as storage keeps it: the sealed value, its
+// validity window and when it was written. Storage never sees the plaintext.
 type SealedSecret struct {
 	Ciphertext []byte
 	Validity   Validity
+	Times      SecretTimes
+}
+
+// SecretTimes says when a secret was written, by the service's clock, in
+// UTC. An unset time is unknown: the secret was stored by a version that
+// did not keep it.
+type SecretTimes struct {
+	// CreatedOn is when the key was first put. A put over an existing
+	// secret keeps it; a delete and a put start anew.
+	CreatedOn Bound
+	// UpdatedOn is when the value or window was last put.
+	UpdatedOn Bound
+}
+
+// SecretAttributes is what a secret's list entry shows without its value:
+// the key name, the validity window and the times.
+type SecretAttributes struct {
+	Key      string
+	Validity Validity
+	Times    SecretTimes
 }
 
 // SecretStore keeps sealed secrets by tenant and key name. Implementations
@@ -114,7 +134,9 @@ type SecretStore interface {
 	GetSecret(ctx context.Context, tenant, key string) (SealedSecret, error)
 
 	// PutSecret stores s under tenant and key, replacing any previous secret.
-	// When it returns nil the write is durable.
+	// s.Times.UpdatedOn is stored as given; s.Times.CreatedOn only when no
+	// secret is stored under the key, else the stored one is kept (unknown
+	// stays unknown). When it returns nil the write is durable.
 	PutSecret(ctx context.Context, tenant, key string, s SealedSecret) error
 
 	// DeleteSecret removes the secret. It returns nil when none was stored.
@@ -125,7 +147,11 @@ type SecretStore interface {
 	// byte order, or an empty slice for a tenant without secrets.
 	ListSecretKeys(ctx context.Context, tenant string) ([]string, error)
 
-	// ReplaceSecret stores s under tenant and key only if the stored
+	// ListSecretAttributes returns the attributes of tenant's secrets, in
+	// ListSecretKeys' order, without reading a value out.
+	ListSecretAttributes(ctx context.Context, tenant string) ([]SecretAttributes, error)
+
+	// ReplaceSecret stores s, its times as given, under tenant and key only if the stored
 	// secret's ciphertext is still old, atomically; re-sealing under a new
 	// data key uses it so that it never overwrites a concurrent put or
 	// resurrects a concurrent delete. It returns ECONFLICT when the stored

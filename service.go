@@ -71,7 +71,12 @@ func (s *SecretService) Put(ctx context.Context, tenant, key string, value []byt
 	if err != nil {
 		return err
 	}
-	return s.store.PutSecret(ctx, tenant, key, SealedSecret{Ciphertext: ciphertext, Validity: validity})
+	now := At(s.now())
+	return s.store.PutSecret(ctx, tenant, key, SealedSecret{
+		Ciphertext: ciphertext,
+		Validity:   validity,
+		Times:      SecretTimes{CreatedOn: now, UpdatedOn: now}, // the store keeps an existing CreatedOn
+	})
 }
 
 // Delete removes tenant's secret key; removing an absent secret succeeds.
@@ -89,6 +94,15 @@ func (s *SecretService) List(ctx context.Context, tenant string) ([]string, erro
 		return nil, errInvalidTenant
 	}
 	return s.store.ListSecretKeys(ctx, tenant)
+}
+
+// Attributes returns the key name, validity window and times of every
+// secret of tenant, in List's order, without opening a value.
+func (s *SecretService) Attributes(ctx context.Context, tenant string) ([]SecretAttributes, error) {
+	if !ValidTenantID(tenant) {
+		return nil, errInvalidTenant
+	}
+	return s.store.ListSecretAttributes(ctx, tenant)
 }
 
 var errInvalidTenant = FieldError("tenantId", "The tenant id must be 1 to 128 ASCII letters, digits, hyphens or underscores.")

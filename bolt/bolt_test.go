@@ -353,3 +353,54 @@ func mustDo(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// A file written before the times were kept holds version 1 records (the
+// bytes below are what that version wrote for a window and "ct"). They
+// read with their times unknown, list as such, and a put over one keeps
+// CreatedOn unknown while UpdatedOn becomes the put's.
+func TestStore_ReadsVersion1Records(t *testing.T) {
+	s := mustOpen(t)
+	path := s.Path()
+	mustDo(t, s.PutSecret(t.Context(), "tenant", "placeholder", neostore.SealedSecret{Ciphertext: []byte("v")}))
+	mustDo(t, s.Close())
+	v1 := []byte{
+		1, 0x03, // version 1; NotBefore and ExpiresOn
+		0, 0, 0, 0, 0x67, 0xc2, 0xf8, 0x40, 0, 0, 0, 0, // 2025-03-01T12:06:24Z
+		0, 0, 0, 0, 0xf4, 0x86, 0x57, 0x80, 0, 0, 0, 0, // 2100-01-01T00:02:08Z
+		'c', 't',
+	}
+	rawUpdate(t, path, func(tx *bbolt.Tx) error {
+		b := tx.Bucket([]byte("secrets")).Bucket([]byte("tenant"))
+		if err := b.Delete([]byte("placeholder")); err != nil {
+			return err
+		}
+		return b.Put([]byte("old"), v1)
+	})
+	s, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatalf("re-Open: %v", err)
+	}
+	defer s.Close()
+	sec, err := s.GetSecret(t.Context(), "tenant", "old")
+	if err != nil {
+		t.Fatalf("GetSecret of a version 1 record: %v", err)
+	}
+	nb, eo := time.Unix(0x67c2f840, 0), time.Unix(0xf4865780, 0)
+	if string(sec.Ciphertext) != "ct" || !sec.Validity.NotBefore.At.Equal(nb) || !sec.Validity.ExpiresOn.At.Equal(eo) ||
+		sec.Times.CreatedOn.Set || sec.Times.UpdatedOn.Set {
+		t.Errorf("GetSecret = %+v, want ct from %v until %v, times unknown", sec, nb, eo)
+	}
+	attrs, err := s.ListSecretAttributes(t.Context(), "tenant")
+	if err != nil || len(attrs) != 1 || attrs[0].Key != "old" || attrs[0].Times.CreatedOn.Set || !attrs[0].Validity.ExpiresOn.At.Equal(eo) {
+		t.Fatalf("ListSecretAttributes = %+v, %v; want old with its window, times unknown", attrs, err)
+	}
+	now := time.Date(2026, 5, 6, 7, 8, 9, 10, time.UTC)
+	mustDo(t, s.PutSecret(t.Context(), "tenant", "old", neostore.SealedSecret{
+		Ciphertext: []byte("new"),
+		Times:      neostore.SecretTimes{CreatedOn: neostore.At(now), UpdatedOn: neostore.At(now)},
+	}))
+	sec, err = s.GetSecret(t.Context(), "tenant", "old")
+	if err != nil || sec.Times.CreatedOn.Set || !sec.Times.UpdatedOn.At.Equal(now) {
+		t.Errorf("after a put over the version 1 record, times = %+v, %v; want CreatedOn unknown, UpdatedOn %v", sec.Times, err, now)
+	}
+}

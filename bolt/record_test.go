@@ -25,6 +25,14 @@ func TestRecord_RoundTrip(t *testing.T) {
 			NotBefore: neostore.At(time.Date(1969, 12, 31, 23, 59, 59, 1, time.UTC)),
 			ExpiresOn: neostore.At(time.Date(2262, 4, 12, 0, 0, 0, 0, time.UTC)),
 		}}},
+		{"Times", neostore.SealedSecret{Ciphertext: []byte("x"), Times: neostore.SecretTimes{
+			CreatedOn: neostore.At(time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC)),
+			UpdatedOn: neostore.At(time.Date(2026, 2, 3, 4, 5, 6, 7, time.UTC)),
+		}}},
+		{"EverythingSet", neostore.SealedSecret{Ciphertext: []byte("x"),
+			Validity: neostore.Validity{NotBefore: neostore.At(time.Unix(1, 0)), ExpiresOn: neostore.At(time.Unix(2, 0))},
+			Times:    neostore.SecretTimes{CreatedOn: neostore.At(time.Unix(3, 0)), UpdatedOn: neostore.At(time.Unix(4, 5))},
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,6 +50,8 @@ func TestRecord_RoundTrip(t *testing.T) {
 			}{
 				{"NotBefore", got.Validity.NotBefore, tt.sec.Validity.NotBefore},
 				{"ExpiresOn", got.Validity.ExpiresOn, tt.sec.Validity.ExpiresOn},
+				{"CreatedOn", got.Times.CreatedOn, tt.sec.Times.CreatedOn},
+				{"UpdatedOn", got.Times.UpdatedOn, tt.sec.Times.UpdatedOn},
 			} {
 				if b.got.Set != b.want.Set || !b.got.At.Equal(b.want.At) || b.got.At.Location() != time.UTC {
 					t.Errorf("%s = %+v, want %+v in UTC", b.name, b.got, b.want)
@@ -59,7 +69,7 @@ func TestRecord_Layout(t *testing.T) {
 		Validity:   neostore.Validity{ExpiresOn: neostore.At(time.Unix(1, 2))},
 	})
 	want := []byte{
-		1,                      // version
+		2,                      // version
 		0x02,                   // flags: ExpiresOn
 		0, 0, 0, 0, 0, 0, 0, 1, // seconds
 		0, 0, 0, 2, // nanoseconds
@@ -67,6 +77,46 @@ func TestRecord_Layout(t *testing.T) {
 	}
 	if !bytes.Equal(got, want) {
 		t.Errorf("encodeSecret = %v, want %v", got, want)
+	}
+	got = encodeSecret(neostore.SealedSecret{
+		Ciphertext: []byte("ct"),
+		Validity:   neostore.Validity{NotBefore: neostore.At(time.Unix(1, 2))},
+		Times:      neostore.SecretTimes{UpdatedOn: neostore.At(time.Unix(3, 4))},
+	})
+	want = []byte{
+		2,                      // version
+		0x09,                   // flags: NotBefore, UpdatedOn
+		0, 0, 0, 0, 0, 0, 0, 1, // NotBefore seconds
+		0, 0, 0, 2, // nanoseconds
+		0, 0, 0, 0, 0, 0, 0, 3, // UpdatedOn seconds
+		0, 0, 0, 4, // nanoseconds
+		'c', 't',
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("encodeSecret with times = %v, want %v", got, want)
+	}
+}
+
+// A version 1 record, as every file written before the times were kept
+// holds them, still decodes: its window and ciphertext, times unknown.
+func TestRecord_DecodesVersion1(t *testing.T) {
+	v1 := []byte{
+		1,                      // version 1
+		0x03,                   // flags: NotBefore, ExpiresOn
+		0, 0, 0, 0, 0, 0, 0, 1, // NotBefore seconds
+		0, 0, 0, 2, // nanoseconds
+		0, 0, 0, 0, 0, 0, 0, 3, // ExpiresOn seconds
+		0, 0, 0, 4, // nanoseconds
+		'c', 't',
+	}
+	got, err := decodeSecret(v1)
+	if err != nil {
+		t.Fatalf("decodeSecret(version 1): %v", err)
+	}
+	if string(got.Ciphertext) != "ct" ||
+		!got.Validity.NotBefore.At.Equal(time.Unix(1, 2)) || !got.Validity.ExpiresOn.At.Equal(time.Unix(3, 4)) ||
+		got.Times.CreatedOn.Set || got.Times.UpdatedOn.Set {
+		t.Errorf("decodeSecret(version 1) = %+v, want ct valid from 1.000000002 to 3.000000004, times unknown", got)
 	}
 }
 
@@ -77,9 +127,11 @@ func TestRecord_Corrupt(t *testing.T) {
 	}{
 		{"Empty", []byte{}},
 		{"VersionOnly", []byte{1}},
-		{"UnknownVersion", []byte{2, 0, 'c', 't'}},
+		{"UnknownVersion", []byte{3, 0, 'c', 't'}},
 		{"VersionZero", []byte{0, 0}},
-		{"UnknownFlags", []byte{1, 0x04}},
+		{"UnknownFlags", []byte{2, 0x10}},
+		{"TimeFlagInVersion1", []byte{1, flagCreatedOn, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0}},
+		{"UpdatedOnTruncated", []byte{2, flagUpdatedOn, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0}},
 		{"NotBeforeTruncated", []byte{1, flagNotBefore, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0}},
 		{"ExpiresOnMissing", []byte{1, flagNotBefore | flagExpiresOn, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0}},
 		{"NanosecondsOutOfRange", []byte{1, flagExpiresOn, 0, 0, 0, 0, 0, 0, 0, 1, 0x3b, 0x9a, 0xca, 0x00}},
@@ -108,6 +160,7 @@ func FuzzDecodeSecret(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Add([]byte{1, 0xff})
+	f.Add([]byte{1, flagNotBefore, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 'c'})
 	f.Add([]byte{1, flagExpiresOn, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff})
 
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -119,8 +172,13 @@ func FuzzDecodeSecret(f *testing.F) {
 			return
 		}
 		// A record that decodes is canonical: encoding it again gives the
-		// same bytes, so nothing was dropped or reinterpreted.
-		if again := encodeSecret(sec); !bytes.Equal(again, data) {
+		// same bytes, so nothing was dropped or reinterpreted. A version 1
+		// record comes back as version 2 with the same fields.
+		again := encodeSecret(sec)
+		if data[0] == recordVersionV1 {
+			again[0] = recordVersionV1
+		}
+		if !bytes.Equal(again, data) {
 			t.Fatalf("encodeSecret(decodeSecret(%x)) = %x", data, again)
 		}
 		// The ciphertext is a copy: bbolt reclaims data after the

@@ -31,7 +31,7 @@ func (s *Store) PutSecret(ctx context.Context, tenant, key string, sec neostore.
 	// The fresh buffer also means the caller's slice is never stored.
 	rec := encodeSecret(sec)
 	if err := s.batch(ctx, func(tx *bbolt.Tx) error {
-		return putSecret(tx, tenant, key, rec)
+		return putSecret(tx, tenant, key, keepCreatedOn(tx, tenant, key, sec, rec))
 	}); err != nil {
 		return fmt.Errorf("bolt: put secret: %w", err)
 	}
@@ -84,6 +84,54 @@ func (s *Store) ListSecretKeys(ctx context.Context, tenant string) ([]string, er
 	}
 	defer func() { _ = tx.Rollback() }()
 	return listSecretKeys(tx, tenant), nil
+}
+
+// keepCreatedOn returns rec, the record of sec, or, when a secret is stored
+// under the key already, a record of sec with the stored secret's
+// CreatedOn: a put over a secret does not make it new. A stored record
+// that does not decode is replaced as it is.
+func keepCreatedOn(tx *bbolt.Tx, tenant, key string, sec neostore.SealedSecret, rec []byte) []byte {
+	b := tx.Bucket(bucketSecrets).Bucket([]byte(tenant))
+	if b == nil {
+		return rec
+	}
+	data := b.Get([]byte(key))
+	if data == nil {
+		return rec
+	}
+	old, _, err := decodeHeader(data)
+	if err != nil {
+		return rec
+	}
+	sec.Times.CreatedOn = old.Times.CreatedOn
+	return encodeSecret(sec)
+}
+
+// ListSecretAttributes returns the attributes of tenant's secrets in
+// ordinal byte order, decoding each record's header only.
+func (s *Store) ListSecretAttributes(ctx context.Context, tenant string) ([]neostore.SecretAttributes, error) {
+	tx, err := s.begin(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	attrs := []neostore.SecretAttributes{}
+	b := tx.Bucket(bucketSecrets).Bucket([]byte(tenant))
+	if b == nil {
+		return attrs, nil
+	}
+	c := b.Cursor()
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if v == nil {
+			continue // a nested bucket, as in listSecretKeys
+		}
+		sec, _, err := decodeHeader(v)
+		if err != nil {
+			return nil, fmt.Errorf("bolt: secret %q of tenant %q: %w", k, tenant, err)
+		}
+		attrs = append(attrs, neostore.SecretAttributes{Key: string(k), Validity: sec.Validity, Times: sec.Times})
+	}
+	return attrs, nil
 }
 
 func getSecret(tx *bbolt.Tx, tenant, key string) (neostore.SealedSecret, error) {

@@ -630,7 +630,8 @@ func (r *Rotator) resealSecret(ctx context.Context, tenant, key string, all, new
 	if err != nil {
 		return 0, fmt.Errorf("envelope: seal secret: %w", err)
 	}
-	err = r.store.ReplaceSecret(ctx, tenant, key, sec.Ciphertext, neostore.SealedSecret{Ciphertext: ct, Validity: sec.Validity})
+	// Resealing is no put: window and times stay as they are.
+	err = r.store.ReplaceSecret(ctx, tenant, key, sec.Ciphertext, neostore.SealedSecret{Ciphertext: ct, Validity: sec.Validity, Times: sec.Times})
 	switch {
 	case err == nil:
 		return outcomeResealed, nil

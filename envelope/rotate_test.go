@@ -115,6 +115,18 @@ func (s *memStore) ListSecretKeys(ctx context.Context, tenant string) ([]string,
 	return keys, nil
 }
 
+func (s *memStore) ListSecretAttributes(ctx context.Context, tenant string) ([]neostore.SecretAttributes, error) {
+	keys, _ := s.ListSecretKeys(ctx, tenant)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	attrs := []neostore.SecretAttributes{}
+	for _, k := range keys {
+		sec := s.secrets[tenant+"/"+k]
+		attrs = append(attrs, neostore.SecretAttributes{Key: k, Validity: sec.Validity, Times: sec.Times})
+	}
+	return attrs, nil
+}
+
 func (s *memStore) ReplaceSecret(ctx context.Context, tenant, key string, old []byte, sec neostore.SealedSecret) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

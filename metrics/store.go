@@ -55,6 +55,13 @@ func (s *instrumented) ListSecretKeys(ctx context.Context, tenant string) ([]str
 	return keys, err
 }
 
+func (s *instrumented) ListSecretAttributes(ctx context.Context, tenant string) ([]neostore.SecretAttributes, error) {
+	start := time.Now()
+	attrs, err := s.Store.ListSecretAttributes(ctx, tenant)
+	s.observe("list_secret_attributes", start, err)
+	return attrs, err
+}
+
 func (s *instrumented) GetTenantKey(ctx context.Context, tenant string) ([]byte, error) {
 	start := time.Now()
 	k, err := s.Store.GetTenantKey(ctx, tenant)

@@ -57,28 +57,58 @@ var fixtures = map[int]fixture{
 	// Version 0 is an empty database: nothing to keep.
 	0: {seed: func(*testing.T, *pgx.Conn) {}, check: func(*testing.T, *Store) {}},
 
-	1: {seed: seedVersion1, check: checkVersion1},
-	2: {
+	1: {seed: seedVersion1, check: func(t *testing.T, s *Store) {
+		checkVersion1(t, s)
+		checkTimesUnknown(t, s)
+	}},
+	2: {seed: seedVersion2, check: func(t *testing.T, s *Store) {
+		checkVersion2(t, s)
+		checkTimesUnknown(t, s)
+	}},
+	3: {
 		seed: func(t *testing.T, conn *pgx.Conn) {
-			seedVersion1(t, conn)
+			seedVersion2(t, conn)
 			_, err := conn.Exec(t.Context(), `
-				INSERT INTO audit_key (id, wrapped) VALUES (TRUE, '\xaa55');
-				INSERT INTO audit_checkpoints (node, seq, hash) VALUES ('node-1', 42, '\xbeef');
+				INSERT INTO secrets (tenant, key, ciphertext, not_before_s, not_before_ns, expires_on_s, expires_on_ns,
+				                     created_on_s, created_on_ns, updated_on_s, updated_on_ns)
+					VALUES ('acme', 'timed', '\x01', NULL, NULL, NULL, NULL, 1735787045, 6000, 1740832496, 123456789);
 			`)
 			if err != nil {
-				t.Fatalf("seed version 2: %v", err)
+				t.Fatalf("seed version 3: %v", err)
 			}
 		},
 		check: func(t *testing.T, s *Store) {
-			checkVersion1(t, s)
-			if k, err := s.GetAuditKey(t.Context()); err != nil || !bytes.Equal(k, []byte{0xaa, 0x55}) {
-				t.Errorf("GetAuditKey = %x, %v; want aa55", k, err)
-			}
-			if seq, hash, found, err := s.LoadAuditCheckpoint(t.Context(), "node-1"); err != nil || !found || seq != 42 || !bytes.Equal(hash, []byte{0xbe, 0xef}) {
-				t.Errorf("LoadAuditCheckpoint = %d %x %v %v; want 42 beef", seq, hash, found, err)
+			checkVersion2(t, s)
+			sec, err := s.GetSecret(t.Context(), "acme", "timed")
+			if err != nil || !sec.Times.CreatedOn.At.Equal(fixtureCreated) || !sec.Times.UpdatedOn.At.Equal(fixtureTime) {
+				t.Errorf("GetSecret(timed) = %+v, %v; want created %v, updated %v", sec, err, fixtureCreated, fixtureTime)
 			}
 		},
 	},
+}
+
+// seedVersion2 plants version 1 and 2 data.
+func seedVersion2(t *testing.T, conn *pgx.Conn) {
+	seedVersion1(t, conn)
+	_, err := conn.Exec(t.Context(), `
+				INSERT INTO audit_key (id, wrapped) VALUES (TRUE, '\xaa55');
+				INSERT INTO audit_checkpoints (node, seq, hash) VALUES ('node-1', 42, '\xbeef');
+			`)
+	if err != nil {
+		t.Fatalf("seed version 2: %v", err)
+	}
+}
+
+// checkVersion2 also checks what migration 3 gave the rows of version 2:
+// times unknown (NULL), and a put over such a row keeps CreatedOn unknown.
+func checkVersion2(t *testing.T, s *Store) {
+	checkVersion1(t, s)
+	if k, err := s.GetAuditKey(t.Context()); err != nil || !bytes.Equal(k, []byte{0xaa, 0x55}) {
+		t.Errorf("GetAuditKey = %x, %v; want aa55", k, err)
+	}
+	if seq, hash, found, err := s.LoadAuditCheckpoint(t.Context(), "node-1"); err != nil || !found || seq != 42 || !bytes.Equal(hash, []byte{0xbe, 0xef}) {
+		t.Errorf("LoadAuditCheckpoint = %d %x %v %v; want 42 beef", seq, hash, found, err)
+	}
 }
 
 func seedVersion1(t *testing.T, conn *pgx.Conn) {
@@ -94,6 +124,33 @@ func seedVersion1(t *testing.T, conn *pgx.Conn) {
 			`)
 	if err != nil {
 		t.Fatalf("seed version 1: %v", err)
+	}
+}
+
+// checkTimesUnknown checks the secrets of version 1 after migration 3:
+// their times are unknown, they list so, and a put over one keeps its
+// CreatedOn unknown while setting UpdatedOn.
+func checkTimesUnknown(t *testing.T, s *Store) {
+	ctx := t.Context()
+	attrs, err := s.ListSecretAttributes(ctx, "acme")
+	if err != nil || len(attrs) != 2 || attrs[0].Key != "db-password" || attrs[1].Key != "open" {
+		t.Fatalf("ListSecretAttributes = %+v, %v; want db-password and open", attrs, err)
+	}
+	for _, a := range attrs {
+		if a.Times.CreatedOn.Set || a.Times.UpdatedOn.Set {
+			t.Errorf("attributes of %s = %+v, want times unknown after the migration", a.Key, a)
+		}
+	}
+	if !attrs[0].Validity.ExpiresOn.At.Equal(fixtureTime) || !attrs[0].Validity.NotBefore.At.Equal(fixtureYearOne) {
+		t.Errorf("attributes of db-password = %+v, want its window kept", attrs[0])
+	}
+	now := neostore.At(time.Date(2026, 5, 6, 7, 8, 9, 10, time.UTC))
+	if err := s.PutSecret(ctx, "acme", "open", neostore.SealedSecret{Ciphertext: []byte("x"), Times: neostore.SecretTimes{CreatedOn: now, UpdatedOn: now}}); err != nil {
+		t.Fatalf("PutSecret over a migrated row: %v", err)
+	}
+	sec, err := s.GetSecret(ctx, "acme", "open")
+	if err != nil || sec.Times.CreatedOn.Set || !sec.Times.UpdatedOn.At.Equal(now.At) {
+		t.Errorf("after a put over a migrated row, times = %+v, %v; want CreatedOn unknown, UpdatedOn %v", sec.Times, err, now.At)
 	}
 }
 

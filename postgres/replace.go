@@ -45,15 +45,18 @@ func (s *Store) ReplaceAuditKey(ctx context.Context, old, wrapped []byte) error 
 }
 
 // ReplaceSecret stores sec under tenant and key if the stored ciphertext is
-// still old, value and window in one statement, else returns ECONFLICT; a
-// deleted secret is a conflict, so a concurrent delete is never undone.
+// still old, value, window and times in one statement, else returns
+// ECONFLICT; a deleted secret is a conflict, so a concurrent delete is
+// never undone.
 func (s *Store) ReplaceSecret(ctx context.Context, tenant, key string, old []byte, sec neostore.SealedSecret) error {
 	nb, eo := encodeBound(sec.Validity.NotBefore), encodeBound(sec.Validity.ExpiresOn)
+	co, uo := encodeBound(sec.Times.CreatedOn), encodeBound(sec.Times.UpdatedOn)
 	return s.compareAndSwap(ctx, "replace secret", errSecretConflict,
 		`UPDATE secrets SET ciphertext = $4,
-			not_before_s = $5, not_before_ns = $6, expires_on_s = $7, expires_on_ns = $8
+			not_before_s = $5, not_before_ns = $6, expires_on_s = $7, expires_on_ns = $8,
+			created_on_s = $9, created_on_ns = $10, updated_on_s = $11, updated_on_ns = $12
 		WHERE tenant = $1 AND key = $2 AND ciphertext = $3`,
-		tenant, key, nonNil(old), nonNil(sec.Ciphertext), nb.s, nb.ns, eo.s, eo.ns)
+		tenant, key, nonNil(old), nonNil(sec.Ciphertext), nb.s, nb.ns, eo.s, eo.ns, co.s, co.ns, uo.s, uo.ns)
 }
 
 // compareAndSwap runs update, which changes at most one row, and returns

@@ -23,24 +23,76 @@ func (s *Store) GetSecret(ctx context.Context, tenant, key string) (neostore.Sea
 	defer cancel()
 	var (
 		ciphertext []byte
-		nb, eo     bound
+		row        timesRow
 	)
-	err = s.pool.QueryRow(ctx, `SELECT ciphertext, not_before_s, not_before_ns, expires_on_s, expires_on_ns
+	err = s.pool.QueryRow(ctx, `SELECT ciphertext, `+timesColumns+`
 		FROM secrets WHERE tenant = $1 AND key = $2`, tenant, key).
-		Scan(&ciphertext, &nb.s, &nb.ns, &eo.s, &eo.ns)
+		Scan(append([]any{&ciphertext}, row.dest()...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return neostore.SealedSecret{}, errSecretNotFound
 	} else if err != nil {
 		return neostore.SealedSecret{}, s.fail(ctx, "get secret", err)
 	}
-	notBefore, err1 := nb.decode()
-	expiresOn, err2 := eo.decode()
-	if err := errors.Join(err1, err2); err != nil {
+	sec, err := row.decode()
+	if err != nil {
 		return neostore.SealedSecret{}, fmt.Errorf("postgres: secret %q of tenant %q: %w", key, tenant, err)
 	}
+	sec.Ciphertext = ciphertext // pgx scans into a fresh slice
+	return sec, nil
+}
+
+// ListSecretAttributes returns the attributes of tenant's secrets in
+// ordinal byte order, in one query that reads no ciphertext.
+func (s *Store) ListSecretAttributes(ctx context.Context, tenant string) ([]neostore.SecretAttributes, error) {
+	ctx, cancel, err := s.call(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list secret attributes: %w", err)
+	}
+	defer cancel()
+	rows, _ := s.pool.Query(ctx, `SELECT key, `+timesColumns+` FROM secrets WHERE tenant = $1 ORDER BY key`, tenant)
+	attrs := []neostore.SecretAttributes{}
+	var (
+		key string
+		row timesRow
+	)
+	_, err = pgx.ForEachRow(rows, append([]any{&key}, row.dest()...), func() error {
+		sec, err := row.decode()
+		if err != nil {
+			return fmt.Errorf("postgres: secret %q of tenant %q: %w", key, tenant, err)
+		}
+		attrs = append(attrs, neostore.SecretAttributes{Key: key, Validity: sec.Validity, Times: sec.Times})
+		return nil
+	})
+	if err != nil {
+		return nil, s.fail(ctx, "list secret attributes", err)
+	}
+	return attrs, nil
+}
+
+// timesColumns are the columns of a secret's window and times, in the
+// order of timesRow.dest.
+const timesColumns = `not_before_s, not_before_ns, expires_on_s, expires_on_ns,
+	created_on_s, created_on_ns, updated_on_s, updated_on_ns`
+
+// timesRow scans timesColumns.
+type timesRow struct{ nb, eo, co, uo bound }
+
+func (r *timesRow) dest() []any {
+	return []any{&r.nb.s, &r.nb.ns, &r.eo.s, &r.eo.ns, &r.co.s, &r.co.ns, &r.uo.s, &r.uo.ns}
+}
+
+// decode returns the row's window and times, without a ciphertext.
+func (r *timesRow) decode() (neostore.SealedSecret, error) {
+	notBefore, err1 := r.nb.decode()
+	expiresOn, err2 := r.eo.decode()
+	createdOn, err3 := r.co.decode()
+	updatedOn, err4 := r.uo.decode()
+	if err := errors.Join(err1, err2, err3, err4); err != nil {
+		return neostore.SealedSecret{}, err
+	}
 	return neostore.SealedSecret{
-		Ciphertext: ciphertext, // pgx scans into a fresh slice
-		Validity:   neostore.Validity{NotBefore: notBefore, ExpiresOn: expiresOn},
+		Validity: neostore.Validity{NotBefore: notBefore, ExpiresOn: expiresOn},
+		Times:    neostore.SecretTimes{CreatedOn: createdOn, UpdatedOn: updatedOn},
 	}, nil
 }
 
@@ -56,13 +108,16 @@ func (s *Store) PutSecret(ctx context.Context, tenant, key string, sec neostore.
 	}
 	defer cancel()
 	nb, eo := encodeBound(sec.Validity.NotBefore), encodeBound(sec.Validity.ExpiresOn)
-	_, err = s.pool.Exec(ctx, `INSERT INTO secrets (tenant, key, ciphertext, not_before_s, not_before_ns, expires_on_s, expires_on_ns)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
+	co, uo := encodeBound(sec.Times.CreatedOn), encodeBound(sec.Times.UpdatedOn)
+	// created_on is not in the SET list: a put over a row keeps it.
+	_, err = s.pool.Exec(ctx, `INSERT INTO secrets (tenant, key, ciphertext, `+timesColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 		ON CONFLICT (tenant, key) DO UPDATE SET
 			ciphertext = excluded.ciphertext,
 			not_before_s = excluded.not_before_s, not_before_ns = excluded.not_before_ns,
-			expires_on_s = excluded.expires_on_s, expires_on_ns = excluded.expires_on_ns`,
-		tenant, key, nonNil(sec.Ciphertext), nb.s, nb.ns, eo.s, eo.ns)
+			expires_on_s = excluded.expires_on_s, expires_on_ns = excluded.expires_on_ns,
+			updated_on_s = excluded.updated_on_s, updated_on_ns = excluded.updated_on_ns`,
+		tenant, key, nonNil(sec.Ciphertext), nb.s, nb.ns, eo.s, eo.ns, co.s, co.ns, uo.s, uo.ns)
 	if err != nil {
 		return s.fail(ctx, "put secret", err)
 	}
@@ -121,8 +176,9 @@ func (s *Store) ListTenants(ctx context.Context) ([]string, error) {
 	return tenants, nil
 }
 
-// bound is the stored form of a neostore.Bound: seconds since the Unix
-// epoch and nanoseconds, both NULL when unset. Years 1 to 9999 and every
+// bound is the stored form of a neostore.Bound (a validity bound or a
+// secret time): seconds since the Unix epoch and nanoseconds, both NULL
+// when unset. Years 1 to 9999 and every
 // nanosecond round-trip, and year 1 stays distinct from "unset".
 type bound struct {
 	s  *int64
@@ -142,7 +198,7 @@ func (b bound) decode() (neostore.Bound, error) {
 	case b.s == nil && b.ns == nil:
 		return neostore.Bound{}, nil
 	case b.s == nil || b.ns == nil:
-		return neostore.Bound{}, errors.New("corrupt secret row: half of a validity bound is NULL")
+		return neostore.Bound{}, errors.New("corrupt secret row: half of a time is NULL")
 	case *b.ns < 0 || *b.ns > 999_999_999:
 		return neostore.Bound{}, fmt.Errorf("corrupt secret row: %d nanoseconds", *b.ns)
 	}

@@ -138,8 +138,8 @@ func copyAPIKeys(ctx context.Context, src, dst neostore.Store) (int, error) {
 }
 
 // Digest returns a report of store: its tenants, secret and API-key counts,
-// and a digest per tenant over every secret's key name, ciphertext and
-// validity window, in key order.
+// and a digest per tenant over every secret's key name, ciphertext,
+// validity window and times, in key order.
 func Digest(ctx context.Context, store neostore.Store) (Report, error) {
 	rep := Report{Digests: map[string][sha256.Size]byte{}}
 	tenants, err := store.ListTenants(ctx)
@@ -161,6 +161,8 @@ func Digest(ctx context.Context, store neostore.Store) (Report, error) {
 			writeField(h, s.Ciphertext)
 			writeBound(h, s.Validity.NotBefore)
 			writeBound(h, s.Validity.ExpiresOn)
+			writeBound(h, s.Times.CreatedOn)
+			writeBound(h, s.Times.UpdatedOn)
 		}
 		rep.Digests[tenant] = [sha256.Size]byte(h.Sum(nil))
 		rep.Tenants++

@@ -58,6 +58,12 @@ func populate(t *testing.T, s neostore.Store) {
 					ExpiresOn: neostore.At(time.Date(2030, 1, 2, 3, 4, 5, 6, time.UTC)),
 				}
 			}
+			if j%2 == 0 { // the others were written before the times were kept
+				sec.Times = neostore.SecretTimes{
+					CreatedOn: neostore.At(time.Date(2026, 1, 2, 3, 4, 5, j, time.UTC)),
+					UpdatedOn: neostore.At(time.Date(2026, 2, 3, 4, 5, 6, j, time.UTC)),
+				}
+			}
 			if err := s.PutSecret(ctx, tenant, fmt.Sprintf("Key-%02d", j), sec); err != nil {
 				t.Fatal(err)
 			}
@@ -86,6 +92,13 @@ func TestCopy_BoltToPostgres(t *testing.T) {
 	}
 	if _, err := storecopy.Verify(ctx, src, dst); err != nil {
 		t.Fatalf("Verify after Copy: %v", err)
+	}
+	got, err := dst.GetSecret(ctx, "tenant-1", "Key-04")
+	if err != nil || !got.Times.CreatedOn.At.Equal(time.Date(2026, 1, 2, 3, 4, 5, 4, time.UTC)) || !got.Times.UpdatedOn.At.Equal(time.Date(2026, 2, 3, 4, 5, 6, 4, time.UTC)) {
+		t.Errorf("times not carried over: %+v, %v", got.Times, err)
+	}
+	if got, err := dst.GetSecret(ctx, "tenant-1", "Key-05"); err != nil || got.Times.CreatedOn.Set || got.Times.UpdatedOn.Set {
+		t.Errorf("unknown times not carried over as unknown: %+v, %v", got.Times, err)
 	}
 	keys, _ := dst.ListAPIKeys(ctx, "tenant-1")
 	if len(keys) != 1 || !keys[0].RevokedAt.Set {

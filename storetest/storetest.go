@@ -29,6 +29,7 @@ func Run(t *testing.T, open func(t *testing.T) neostore.Store) {
 		{"GetSecret", getSecretCases},
 		{"DeleteSecret", deleteSecretCases},
 		{"ListSecretKeys", listSecretKeysCases},
+		{"Times", timesCases},
 		{"Tenants", tenantCases},
 		{"Concurrency", concurrencyCases},
 		{"TenantKey", tenantKeyCases},
