@@ -12,6 +12,8 @@ const (
 	OpSecretGet    = "secret.get"
 	OpSecretPut    = "secret.put"
 	OpSecretDelete = "secret.delete"
+	OpSecretAttrs  = "secret.attributes" // the console's list: windows and times, no value
+	OpMe           = "me"                // who the caller is
 	OpAPIKeyCreate = "apikey.create"
 	OpAPIKeyList   = "apikey.list"
 	OpAPIKeyRevoke = "apikey.revoke"

@@ -226,3 +226,44 @@ func (c *Client) attempt(ctx context.Context, op, method, path, accept string, b
 	e.retryAfter = parseRetryAfter(resp.Header.Get("Retry-After"), c.retry.now())
 	return nil, e
 }
+
+// Attributes is what the server's secret-attributes extension tells about
+// one secret: never its value. A zero time is an unset bound, or a time the
+// server does not know (a secret stored before it kept them).
+type Attributes struct {
+	Key                  string
+	NotBefore, ExpiresOn time.Time
+	CreatedOn, UpdatedOn time.Time
+}
+
+// Attributes returns the key name, validity window and times of every
+// secret of tenant, in List's order (GET /api/{tenantId}/secret-attributes,
+// an extension of neostore-secrets, needs Secret.Read).
+func (c *Client) Attributes(ctx context.Context, tenant string) ([]Attributes, error) {
+	if tenant == "" {
+		return nil, fmt.Errorf("neostore: attributes: empty tenant: %w", ErrInvalid)
+	}
+	body, err := c.do(ctx, "attributes", http.MethodGet, "/api/"+url.PathEscape(tenant)+"/secret-attributes", "application/json", nil, http.StatusOK)
+	if err != nil {
+		return nil, err
+	}
+	var list []struct {
+		Key                                        string
+		NotBefore, ExpiresOn, CreatedOn, UpdatedOn *time.Time
+	}
+	if err := json.Unmarshal(body, &list); err != nil {
+		return nil, errors.New("neostore: attributes: the answer is not a JSON array of attributes")
+	}
+	attrs := make([]Attributes, len(list))
+	for i, a := range list {
+		attrs[i] = Attributes{Key: a.Key, NotBefore: deref(a.NotBefore), ExpiresOn: deref(a.ExpiresOn), CreatedOn: deref(a.CreatedOn), UpdatedOn: deref(a.UpdatedOn)}
+	}
+	return attrs, nil
+}
+
+func deref(t *time.Time) time.Time {
+	if t == nil {
+		return time.Time{}
+	}
+	return t.UTC()
+}

@@ -193,3 +193,27 @@ func isToken68(s string) bool {
 	}
 	return true
 }
+
+// authenticated admits a request to next when it carries exactly one valid
+// credential, whatever tenants and scopes it was granted: for GET /api/me,
+// which tells a caller only about itself. The rate limit applies as on the
+// tenant routes, with the tenant-less requests sharing one tenant bucket.
+func (a *authenticator) authenticated(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := a.authenticate(w, r)
+		if !ok {
+			return
+		}
+		requestStateFrom(r.Context()).audit.principal = p
+		if a.limiter != nil {
+			if ok, bucket, wait := a.limiter.Allow(p.Kind+":"+p.ID, ""); !ok {
+				a.observer.RateLimited(bucket)
+				a.out.log(r.Context(), slog.LevelInfo, "rate limited", slog.String("bucket", bucket), slog.String("principalId", p.ID))
+				w.Header().Set("Retry-After", strconv.Itoa(max(1, int(math.Ceil(wait.Seconds())))))
+				a.out.problem(w, r, http.StatusTooManyRequests, "", nil)
+				return
+			}
+		}
+		next.ServeHTTP(w, r.WithContext(neostore.NewContextWithPrincipal(r.Context(), p)))
+	})
+}

@@ -13,6 +13,9 @@ func addRoutes(mux *http.ServeMux, out *responder, auth *authenticator, secrets 
 	mux.Handle("GET /api/{tenantId}/secrets/{key}", operation(neostore.OpSecretGet, auth.require(neostore.ScopeRead, handleGetSecret(out, secrets))))
 	mux.Handle("PUT /api/{tenantId}/secrets/{key}", operation(neostore.OpSecretPut, auth.require(neostore.ScopeWrite, handlePutSecret(out, secrets, limits))))
 	mux.Handle("DELETE /api/{tenantId}/secrets/{key}", operation(neostore.OpSecretDelete, auth.require(neostore.ScopeWrite, handleDeleteSecret(out, secrets))))
+	// Extensions for the web console, read-only and never a value.
+	mux.Handle("GET /api/{tenantId}/secret-attributes", operation(neostore.OpSecretAttrs, auth.require(neostore.ScopeRead, handleListAttributes(out, secrets))))
+	mux.Handle("GET /api/me", operation(neostore.OpMe, auth.authenticated(handleMe(out))))
 	mux.Handle("GET /openapi.json", handleOpenAPI(out))     // unauthenticated
 	mux.Handle("GET /healthz", handleHealthz(out))          // unauthenticated
 	mux.Handle("GET /readyz", handleReadyz(out, readiness)) // unauthenticated
@@ -24,6 +27,10 @@ func addRoutes(mux *http.ServeMux, out *responder, auth *authenticator, secrets 
 	mux.Handle("HEAD /api/{tenantId}/secrets", handleMethodNotAllowed(out, "GET"))
 	mux.Handle("/api/{tenantId}/secrets/{key}", handleMethodNotAllowed(out, "GET, PUT, DELETE"))
 	mux.Handle("HEAD /api/{tenantId}/secrets/{key}", handleMethodNotAllowed(out, "GET, PUT, DELETE"))
+	for _, path := range []string{"/api/{tenantId}/secret-attributes", "/api/me"} {
+		mux.Handle(path, handleMethodNotAllowed(out, "GET"))
+		mux.Handle("HEAD "+path, handleMethodNotAllowed(out, "GET"))
+	}
 	mux.Handle("/openapi.json", handleMethodNotAllowed(out, "GET"))
 	mux.Handle("HEAD /openapi.json", handleMethodNotAllowed(out, "GET"))
 	for _, path := range []string{"/healthz", "/readyz"} {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -197,6 +198,22 @@ func TestSecretCommand_Window(t *testing.T) {
 	}
 	if stdout, _, err := secretCLI(t, vars, "", "get", "until"); err != nil || stdout != "until" {
 		t.Errorf("get before expiresOn = %q, %v", stdout, err)
+	}
+
+	// ls -l shows each window and the times the server stamped.
+	stdout, _, err := secretCLI(t, vars, "", "ls", "-l")
+	stamp := `\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ`
+	want := regexp.MustCompile(`^KEY +NOT BEFORE +EXPIRES ON +CREATED ON +UPDATED ON\n` +
+		`later +2099-01-01T00:00:00Z +- +` + stamp + ` +` + stamp + `\n` +
+		`until +- +2099-01-01T00:00:00Z +` + stamp + ` +` + stamp + `\n$`)
+	if err != nil || !want.MatchString(stdout) {
+		t.Errorf("ls -l = %q, %v; want a table of both windows with times", stdout, err)
+	}
+	stdout, _, err = secretCLI(t, vars, "", "ls", "-l", "--json")
+	var attrs []map[string]*string
+	if err != nil || json.Unmarshal([]byte(stdout), &attrs) != nil || len(attrs) != 2 ||
+		attrs[0]["expiresOn"] != nil || *attrs[0]["notBefore"] != "2099-01-01T00:00:00Z" || attrs[1]["createdOn"] == nil {
+		t.Errorf("ls -l --json = %q, %v; want both keys' attributes, null where unset", stdout, err)
 	}
 }
 

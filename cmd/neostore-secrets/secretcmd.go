@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"text/tabwriter"
 	"time"
 
 	"github.com/neostore/neostore-secrets/client"
@@ -24,7 +25,8 @@ const secretUsage = `usage: neostore-secrets secret <command> [flags]
 commands:
   get KEY                 write the value to stdout, with no added newline
   put KEY                 store the value read from stdin (or --from-file)
-  ls                      list the tenant's keys, one per line (--json: a JSON array)
+  ls                      list the tenant's keys, one per line (--json: a JSON array;
+                          -l: with each window and times)
   rm KEY                  delete a secret (done even if it did not exist)
   rotate OLD NEW          store the value from stdin under NEW, then let OLD
                           expire after --grace (default 24h)
@@ -198,9 +200,17 @@ func runSecretList(ctx context.Context, args []string, getenv func(string) strin
 	var rc remoteConfig
 	rc.register(fs)
 	asJSON := fs.Bool("json", false, "print a JSON array")
+	long := fs.Bool("l", false, "also print each key's window and times (UTC; - when unset or unknown)")
 	_, c, err := remoteArgs(fs, &rc, args, getenv, nil, "")
 	if err != nil {
 		return err
+	}
+	if *long {
+		attrs, err := c.Attributes(ctx, rc.Tenant)
+		if err != nil {
+			return remoteError(err)
+		}
+		return printAttributes(stdout, attrs, *asJSON)
 	}
 	keys, err := c.List(ctx, rc.Tenant)
 	if err != nil {
@@ -220,6 +230,48 @@ func runSecretList(ctx context.Context, args []string, getenv func(string) strin
 		}
 	}
 	return nil
+}
+
+// printAttributes prints ls -l: a table, or with --json an array of
+// objects whose unset times are null, as the server gives them.
+func printAttributes(stdout io.Writer, attrs []client.Attributes, asJSON bool) error {
+	if asJSON {
+		type entry struct {
+			Key       string     `json:"key"`
+			NotBefore *time.Time `json:"notBefore"`
+			ExpiresOn *time.Time `json:"expiresOn"`
+			CreatedOn *time.Time `json:"createdOn"`
+			UpdatedOn *time.Time `json:"updatedOn"`
+		}
+		ptr := func(t time.Time) *time.Time {
+			if t.IsZero() {
+				return nil
+			}
+			return &t
+		}
+		list := make([]entry, len(attrs))
+		for i, a := range attrs {
+			list[i] = entry{a.Key, ptr(a.NotBefore), ptr(a.ExpiresOn), ptr(a.CreatedOn), ptr(a.UpdatedOn)}
+		}
+		b, err := json.Marshal(list)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(stdout, "%s\n", b)
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "KEY\tNOT BEFORE\tEXPIRES ON\tCREATED ON\tUPDATED ON")
+	cell := func(t time.Time) string {
+		if t.IsZero() {
+			return "-"
+		}
+		return t.UTC().Format(time.RFC3339)
+	}
+	for _, a := range attrs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", a.Key, cell(a.NotBefore), cell(a.ExpiresOn), cell(a.CreatedOn), cell(a.UpdatedOn))
+	}
+	return tw.Flush()
 }
 
 func runSecretRemove(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
