@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/neostore/neostore-secrets"
+	"github.com/neostore/neostore-secrets/httpapi"
 )
 
 // The attributes of a tenant whose keys are expired, not yet valid,
@@ -146,5 +147,33 @@ func TestMe(t *testing.T) {
 	}
 	if strings.Join(got, " ") != "apikey:k3 token:all anonymous: anonymous:" {
 		t.Errorf("me records = %v, want one per request", got)
+	}
+}
+
+// The console is mounted under /ui/ when configured, and absent otherwise;
+// it never sees /api/ requests.
+func TestConsoleMount(t *testing.T) {
+	console := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Console", r.URL.Path)
+	})
+	f := newFixture(t, func(c *httpapi.Config, _ *mapVerifier) { c.Console = console })
+	for _, tc := range []struct {
+		target string
+		status int
+		seen   string
+	}{
+		{"/ui/", 200, "/ui/"},
+		{"/ui/app.js", 200, "/ui/app.js"},
+		{"/ui", http.StatusFound, ""},
+		{"/api/me", http.StatusUnauthorized, ""},
+	} {
+		resp := f.do(t, request{method: "GET", target: tc.target})
+		if resp.StatusCode != tc.status || resp.Header.Get("X-Console") != tc.seen {
+			t.Errorf("GET %s = %d, console saw %q; want %d, %q", tc.target, resp.StatusCode, resp.Header.Get("X-Console"), tc.status, tc.seen)
+		}
+	}
+	off := newFixture(t)
+	if resp := off.do(t, request{method: "GET", target: "/ui/"}); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("GET /ui/ without a console = %d, want 404", resp.StatusCode)
 	}
 }

@@ -71,6 +71,11 @@ type Config struct {
 	// TrustedProxies are the peers whose X-Forwarded-For is believed: for
 	// them the audit record names the hop they added as the client.
 	TrustedProxies []netip.Prefix
+
+	// Console, when set, serves the web console under /ui/ (GET and HEAD;
+	// it answers other methods itself). Nil: /ui/ is 404 like any path
+	// the API does not have.
+	Console http.Handler
 }
 
 // server is the root handler: it gives every request its trace context and
@@ -117,6 +122,10 @@ func NewServer(cfg Config, secrets *neostore.SecretService, apiKeys, tokens neos
 	limits := bodyLimits{maxBody: maxBody, maxValue: maxValue}
 	mux := http.NewServeMux()
 	addRoutes(mux, out, auth, secrets, limits, cfg.Readiness)
+	if cfg.Console != nil {
+		mux.Handle("/ui/", cfg.Console)
+		mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusFound))
+	}
 	s := &server{mux: mux, out: out, now: now, observer: observer, accessLog: cfg.AccessLog, metrics: cfg.Observer != nil}
 	if cfg.Auditor != nil {
 		s.audit = &auditor{sink: cfg.Auditor, trustedProxies: cfg.TrustedProxies, now: now, out: out}

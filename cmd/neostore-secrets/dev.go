@@ -68,6 +68,7 @@ Try it:
   curl -s %[1]s/api/%[2]s/secrets -H 'X-API-KEY: %[3]s'
   curl -i -X DELETE %[1]s/api/%[2]s/secrets/db-password -H 'X-API-KEY: %[3]s'
 
+Web console: %[1]s/ui/ (sign in with the API key above)
 Prometheus metrics: http://%[4]s/metrics
 Press Ctrl-C to stop.
 `, base, devTenant, key, n.metricsAddr)

@@ -40,6 +40,7 @@ type serveConfig struct {
 	Store         storeConfig
 	Audit         auditConfig
 	Observe       observabilityConfig
+	UI            uiConfig
 
 	logOut io.Writer // where the logger writes; the access log goes there too
 }
@@ -60,6 +61,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	c.Store.register(fs)
 	c.Audit.register(fs)
 	c.Observe.register(fs)
+	c.UI.register(fs)
 }
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -198,6 +200,10 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 	if limiter != nil {
 		httpLimiter = limiter
 	}
+	consoleHandler, err := cfg.UI.handler(cfg.Tokens)
+	if err != nil {
+		return err
+	}
 	handler := httpapi.NewServer(httpapi.Config{
 		MaxValueBytes: cfg.MaxValueBytes,
 		Logger:        logger,
@@ -214,6 +220,7 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 		AccessLog:      accessLog,
 		Observer:       m,
 		Limiter:        httpLimiter,
+		Console:        consoleHandler,
 	}, secrets, keys, tokens)
 
 	stopMetrics, metricsAddr, err := serveMetrics(cfg.Observe, m, trail, logger)
