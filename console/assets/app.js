@@ -29,9 +29,9 @@ function local(d) {
   return d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
 }
 
-// timeCell shows an instant in UTC with the local time below it; null is
-// an open bound or an unknown time.
-function timeCell(iso, none) {
+// timeCell shows an instant in UTC (the column says so), with the local
+// time below it when withLocal; null is an open bound or an unknown time.
+function timeCell(iso, none, withLocal) {
   const td = document.createElement("td");
   if (!iso) {
     td.textContent = none;
@@ -41,10 +41,14 @@ function timeCell(iso, none) {
   const d = new Date(iso);
   const t = document.createElement("time");
   t.dateTime = iso;
-  t.textContent = utc(d);
-  const small = document.createElement("small");
-  small.textContent = local(d);
-  td.append(t, small);
+  t.textContent = utc(d).replace(/:\d\d UTC$/, "");
+  t.title = `${utc(d)}, ${local(d)} local`;
+  td.append(t);
+  if (withLocal) {
+    const small = document.createElement("small");
+    small.textContent = local(d);
+    td.append(small);
+  }
   return td;
 }
 
@@ -183,17 +187,17 @@ function draw() {
     ...shown.map((a) => {
       const tr = document.createElement("tr");
       tr.dataset.key = a.key;
+      // The key's cell also holds the badge of its window.
       const name = document.createElement("th");
       name.scope = "row";
-      name.textContent = a.key;
+      const label = document.createElement("span");
+      label.className = "key";
+      label.textContent = a.key;
       const [cls, text] = badge(a, now);
-      const state = document.createElement("td");
       const b = document.createElement("span");
       b.className = `badge badge-${cls}`;
       b.textContent = text;
-      state.append(b);
-      const valueCell = document.createElement("td");
-      valueCell.className = "value-cell";
+      name.append(label, b);
       const actions = document.createElement("td");
       actions.className = "actions";
       actions.append(
@@ -202,7 +206,7 @@ function draw() {
         button("Edit", "edit", `Edit ${a.key}`, () => openEditor(a)),
         button("Delete", "delete danger", `Delete ${a.key}`, () => confirmDelete(a.key)),
       );
-      tr.append(name, state, timeCell(a.notBefore, "—"), timeCell(a.expiresOn, "never"), timeCell(a.createdOn, "unknown"), timeCell(a.updatedOn, "unknown"), valueCell, actions);
+      tr.append(name, timeCell(a.notBefore, "—", true), timeCell(a.expiresOn, "never", true), timeCell(a.createdOn, "unknown", false), timeCell(a.updatedOn, "unknown", false), actions);
       return tr;
     }),
   );
@@ -212,7 +216,7 @@ function draw() {
 }
 
 function row(key) {
-  return [...$("secrets").tBodies[0].rows].find((r) => r.dataset.key === key);
+  return [...$("secrets").tBodies[0].rows].find((r) => r.dataset.key === key && !r.classList.contains("value-row"));
 }
 
 // ---- reveal and copy -----------------------------------------------------
@@ -230,15 +234,25 @@ async function toggleReveal(key) {
     if (!failed(e, $("status")) && e.status === 404) say(`${key} cannot be read now: it is outside its validity window or was deleted.`);
     return;
   }
-  if (!api.signedIn() || !tr.isConnected) return;
+  if (!api.signedIn() || !tr.isConnected || revealed.has(key)) return;
+  // The value gets a row of its own under its key, removed when hidden.
+  const valueRow = document.createElement("tr");
+  valueRow.className = "value-row";
+  valueRow.dataset.for = key;
+  const td = document.createElement("td");
+  td.colSpan = tr.cells.length;
+  const label = document.createElement("span");
+  label.textContent = `Value of ${key}, hidden in ${Math.round(cfg.revealMs / 1000)} s: `;
   const code = document.createElement("code");
   code.className = "value";
   code.textContent = v;
-  tr.querySelector(".value-cell").append(code);
+  td.append(label, code);
+  valueRow.append(td);
+  tr.after(valueRow);
   const btn = tr.querySelector("button.reveal");
   btn.textContent = "Hide";
   btn.setAttribute("aria-label", `Hide ${key}`);
-  revealed.set(key, { node: code, timer: setTimeout(() => hide(key), cfg.revealMs) });
+  revealed.set(key, { node: valueRow, code, timer: setTimeout(() => hide(key), cfg.revealMs) });
 }
 
 // hide removes a revealed value from the DOM.
@@ -247,7 +261,7 @@ function hide(key) {
   if (!r) return;
   clearTimeout(r.timer);
   r.node.remove();
-  r.node.textContent = "";
+  r.code.textContent = "";
   revealed.delete(key);
   const btn = row(key)?.querySelector("button.reveal");
   if (btn) {
