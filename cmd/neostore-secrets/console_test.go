@@ -627,6 +627,14 @@ func TestConsole_PKCE(t *testing.T) {
 		"--jwt-issuer", is.url(), "--jwt-audience", testAudience, "--ui-client-id", consoleClientID)
 	key := createKey(t, dataDir, "demo", "Secret.Read", "Secret.Write")
 	putSecret(t, srv.base, key, "db-password", `{"value":"pkce-value"}`)
+	resp, err := http.Get(srv.base + "/ui/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "connect-src 'self' "+is.srv.URL+";") {
+		t.Errorf("CSP %q does not let the page reach the issuer %s", csp, is.srv.URL)
+	}
 
 	p := newBrowser(t, srv.base)
 	p.run(t, "sign in with PKCE",
@@ -662,4 +670,22 @@ func TestConsole_PKCE(t *testing.T) {
 	p.run(t, "sign out", chromedp.Click("#signout"), chromedp.WaitVisible("#oauth-signin"))
 	p.forgotten(t, "pkce-value", "db-password")
 	p.clean(t)
+}
+
+// --ui=false (or NEOSTORE_UI=false) leaves /ui/ to the API's 404; by
+// default the console is served with its policy.
+func TestConsole_UIFlag(t *testing.T) {
+	on := startServer(t, filepath.Join(t.TempDir(), "data"), newMasterKey(t))
+	resp, err := http.Head(on.base + "/ui/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Security-Policy"), "default-src 'none';") {
+		t.Errorf("HEAD /ui/ = %d, CSP %q; want 200 with the console's policy", resp.StatusCode, resp.Header.Get("Content-Security-Policy"))
+	}
+	off := startServer(t, filepath.Join(t.TempDir(), "data"), newMasterKey(t), "--ui=false")
+	if status, _, _ := do(t, "GET", off.base+"/ui/", "", ""); status != http.StatusNotFound {
+		t.Errorf("GET /ui/ with --ui=false = %d, want 404", status)
+	}
 }
