@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -14,6 +15,11 @@ import (
 	"testing"
 
 	"go.yaml.in/yaml/v3"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	k8syaml "sigs.k8s.io/yaml"
 )
 
 // k8sObject is the part of a Kubernetes object these tests read.
@@ -444,4 +450,43 @@ func indexOf(s []string, v string) int {
 		}
 	}
 	return -1
+}
+
+// TestKubernetesManifests_Strict decodes each document of a built-in kind
+// into its Kubernetes API type, refusing unknown fields and wrong types as
+// `kubectl apply --validate=strict` does: a misspelled field (readinesProbe)
+// is silently ignored by the checks above but fails here. Custom resources
+// (cert-manager, External Secrets Operator) have no types here and are
+// checked above.
+func TestKubernetesManifests_Strict(t *testing.T) {
+	types := map[string]func() any{
+		"apps/v1 StatefulSet":                   func() any { return &appsv1.StatefulSet{} },
+		"apps/v1 Deployment":                    func() any { return &appsv1.Deployment{} },
+		"v1 Service":                            func() any { return &corev1.Service{} },
+		"v1 ServiceAccount":                     func() any { return &corev1.ServiceAccount{} },
+		"v1 Secret":                             func() any { return &corev1.Secret{} },
+		"policy/v1 PodDisruptionBudget":         func() any { return &policyv1.PodDisruptionBudget{} },
+		"networking.k8s.io/v1 NetworkPolicy":    func() any { return &networkingv1.NetworkPolicy{} },
+		"cert-manager.io/v1 Certificate":        nil,
+		"external-secrets.io/v1 SecretStore":    nil,
+		"external-secrets.io/v1 ExternalSecret": nil,
+	}
+	for _, m := range allManifests(t) {
+		kind := m.obj.APIVersion + " " + m.obj.Kind
+		newObj, known := types[kind]
+		if !known {
+			t.Errorf("%s: %s is not a kind this test knows", m.where, kind)
+			continue
+		}
+		if newObj == nil {
+			continue
+		}
+		doc, err := json.Marshal(m.raw)
+		if err != nil {
+			t.Fatalf("%s: %v", m.where, err)
+		}
+		if err := k8syaml.UnmarshalStrict(doc, newObj()); err != nil {
+			t.Errorf("%s: not a valid %s: %v", m.where, kind, err)
+		}
+	}
 }
