@@ -260,7 +260,7 @@ func TestBackup_Offline(t *testing.T) {
 
 	backupFile := filepath.Join(t.TempDir(), "neostore.db")
 	os.WriteFile(backupFile, []byte("an older backup"), 0o644)
-	stdout, stderr, err := cli(t, "backup", "--data", dataDir, "--out", backupFile)
+	stdout, stderr, err := cli(t, "backup", "--data", dataDir, "--out", backupFile, "--force")
 	if err != nil {
 		t.Fatalf("backup: %v\n%s", err, stderr)
 	}
