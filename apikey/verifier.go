@@ -170,6 +170,11 @@ func (v *Verifier) lookup(ctx context.Context, hash [sha256.Size]byte) (*entry, 
 		return nil, nil
 	}
 	res, err, _ := v.lookups.Do(string(hash[:]), func() (any, error) {
+		// Refused before waiting on changeMu, so that a flood of random keys
+		// does not queue behind a slow reload or look-up.
+		if !v.limit.AllowN(now, 1) {
+			return (*entry)(nil), nil
+		}
 		// Ordered with Reload, Create and Revoke: a record read here cannot
 		// overwrite a newer one (a revocation) that a reload put in memory.
 		v.changeMu.Lock()
@@ -179,9 +184,6 @@ func (v *Verifier) lookup(ctx context.Context, hash [sha256.Size]byte) (*entry, 
 		v.mu.RUnlock()
 		if e != nil {
 			return e, nil
-		}
-		if !v.limit.AllowN(now, 1) {
-			return (*entry)(nil), nil
 		}
 		// The flight is shared by every request waiting on this hash, so
 		// one request giving up must not fail the others.
