@@ -485,10 +485,10 @@ func TestPut_BadInput(t *testing.T) {
 		{"BadEscape", json, `{"value":"\x41"}`, 400, "$"},
 		{"ShortUnicodeEscape", json, `{"value":"\u12"}`, 400, "$"},
 		// Properties.
-		{"UnknownProperty", json, `{"value":"v","colour":"red"}`, 400, "$"},
-		{"UnknownPropertyFirst", json, `{"colour":"red","value":"v"}`, 400, "$"},
-		{"LookAlikeName", json, `{"valuе":"v"}`, 400, "$"}, // Cyrillic е
-		{"UnknownOption", json, `{"value":"v","options":{"ttl":60}}`, 400, "options"},
+		{"UnknownProperty", json, `{"value":"v","colour":"crimson"}`, 400, "$.colour"},
+		{"UnknownPropertyFirst", json, `{"colour":"crimson","value":"v"}`, 400, "$.colour"},
+		{"LookAlikeName", json, `{"valuе":"v"}`, 400, "$.valuе"}, // Cyrillic е
+		{"UnknownOption", json, `{"value":"v","options":{"ttl":60}}`, 400, "$.options.ttl"},
 		{"DuplicateValue", json, `{"value":"v","value":"w"}`, 400, "value"},
 		{"DuplicateValueOtherCase", json, `{"value":"v","Value":"w"}`, 400, "value"},
 		{"DuplicateOptions", json, `{"value":"v","options":null,"options":null}`, 400, "options"},
@@ -561,8 +561,9 @@ func TestPut_BadInput(t *testing.T) {
 			} else if msgs := p.Errors[tt.field]; len(p.Errors) != 1 || len(msgs) != 1 || msgs[0] == "" {
 				t.Errorf("errors = %v, want one message for %q", p.Errors, tt.field)
 			}
-			// Messages are fixed sentences: none quotes the input.
-			for _, probe := range []string{"colour", "never", "tomorrow", "2099-", "\\u00e9", "ttl"} {
+			// Messages are fixed sentences: none quotes the input but for
+			// the name of an unknown property (TestPut_UnknownPropertyNamed).
+			for _, probe := range []string{"crimson", "never", "tomorrow", "2099-", "\\u00e9"} {
 				if strings.Contains(tt.body, probe) && strings.Contains(raw, probe) {
 					t.Errorf("body %s quotes the input %q", raw, probe)
 				}
@@ -571,6 +572,45 @@ func TestPut_BadInput(t *testing.T) {
 			resp = f.do(t, request{method: "GET", target: "/api/demo/secrets", header: authRW()})
 			if got := readBody(t, resp); got != "[]" {
 				t.Errorf("list after a refused PUT = %s, want []", got)
+			}
+		})
+	}
+}
+
+// TestPut_UnknownPropertyNamed: an unknown property is named as ASP.NET Core
+// with System.Text.Json names it, by its JSON path and in the message, with
+// the client's name clipped and escaped.
+func TestPut_UnknownPropertyNamed(t *testing.T) {
+	const json = "application/json"
+	mapped := func(name, typ string) string {
+		return "The JSON property '" + name + "' could not be mapped to any .NET member contained in type '" + typ + "'."
+	}
+	long := strings.Repeat("a", 100)
+	tests := []struct {
+		name, body, key, message string
+	}{
+		{"TopLevel", `{"value":"v","colour":"red"}`, "$.colour", mapped("colour", "SetRequest")},
+		{"InOptions", `{"value":"v","options":{"ttl":60}}`, "$.options.ttl", mapped("ttl", "OptionsRequest")},
+		{"EscapedName", `{"value":"v","c\u006flour":1}`, "$.colour", mapped("colour", "SetRequest")},
+		{"SpecialCharacters", `{"value":"v","a b":1}`, "$['a b']", mapped("a b", "SetRequest")},
+		{"Quote", `{"value":"v","it's":1}`, `$['it\'s']`, mapped("it's", "SetRequest")},
+		{"Long", `{"value":"v","` + long + `":1}`, "$." + long[:64] + "…", mapped(long[:64]+"…", "SetRequest")},
+		{"ControlCharacters", `{"value":"v","\u001b[31mred\nx":1}`, `$['\u001B[31mred\u000Ax']`, mapped(`\u001B[31mred\u000Ax`, "SetRequest")},
+		{"Unprintable", `{"value":"v","a\u200bb":1}`, `$.a\u200Bb`, mapped(`a\u200Bb`, "SetRequest")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			h := authRW()
+			h.Set("Content-Type", json)
+			resp := f.do(t, request{method: "PUT", target: "/api/demo/secrets/k", body: tt.body, header: h})
+			raw := readBody(t, resp)
+			p := decodeProblem(t, resp, 400)
+			if msgs := p.Errors[tt.key]; len(p.Errors) != 1 || len(msgs) != 1 || msgs[0] != tt.message {
+				t.Errorf("errors = %q, want {%q: [%q]}", p.Errors, tt.key, tt.message)
+			}
+			if strings.ContainsAny(raw, "\x1b\n") {
+				t.Errorf("body carries a raw control character: %q", raw)
 			}
 		})
 	}

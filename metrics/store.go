@@ -55,6 +55,15 @@ func (s *instrumented) ListSecretKeys(ctx context.Context, tenant string) ([]str
 	return keys, err
 }
 
+// APIKeyByHash is on the request path: a node asks it for a key it does not
+// know yet, so its rate shows whether look-ups are being hammered.
+func (s *instrumented) APIKeyByHash(ctx context.Context, hash []byte) (neostore.APIKey, error) {
+	start := time.Now()
+	k, err := s.Store.APIKeyByHash(ctx, hash)
+	s.observe("api_key_by_hash", start, err)
+	return k, err
+}
+
 func (s *instrumented) GetTenantKey(ctx context.Context, tenant string) ([]byte, error) {
 	start := time.Now()
 	k, err := s.Store.GetTenantKey(ctx, tenant)

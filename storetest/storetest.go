@@ -764,6 +764,34 @@ var apiKeyCases = []testCase{
 			t.Errorf("RevokedAt = %+v, want the first revocation time %v", got[0].RevokedAt, created2)
 		}
 	}},
+	{"ByHash", func(t *testing.T, s neostore.Store) {
+		k1, k2 := apiKey("k1", "tenant", created1), apiKey("k2", "other", created2)
+		k2.ExpiresAt = neostore.At(created3)
+		for _, k := range []neostore.APIKey{k1, k2} {
+			if err := s.CreateAPIKey(t.Context(), k); err != nil {
+				t.Fatalf("CreateAPIKey(%s): %v", k.ID, err)
+			}
+		}
+		got, err := s.APIKeyByHash(t.Context(), k2.Hash)
+		if err != nil {
+			t.Fatalf("APIKeyByHash(k2): %v", err)
+		}
+		checkAPIKey(t, got, k2)
+		_, err = s.APIKeyByHash(t.Context(), hashOf("nobody"))
+		wantCode(t, "APIKeyByHash of an unknown hash", err, neostore.ENOTFOUND)
+
+		// A revoked key is still found, with its revocation: a node that
+		// looks a key up must not bring a revoked key back to life.
+		if err := s.RevokeAPIKey(t.Context(), "k1", created3); err != nil {
+			t.Fatalf("RevokeAPIKey: %v", err)
+		}
+		got, err = s.APIKeyByHash(t.Context(), k1.Hash)
+		if err != nil {
+			t.Fatalf("APIKeyByHash(revoked k1): %v", err)
+		}
+		k1.RevokedAt = neostore.At(created3)
+		checkAPIKey(t, got, k1)
+	}},
 	{"RevokeUnknown", func(t *testing.T, s neostore.Store) {
 		err := s.RevokeAPIKey(t.Context(), "nope", created1)
 		wantCode(t, "RevokeAPIKey of an unknown id", err, neostore.ENOTFOUND)

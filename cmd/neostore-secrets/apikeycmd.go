@@ -7,8 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/neostore/neostore-secrets"
 	"github.com/neostore/neostore-secrets/admin"
@@ -156,7 +159,7 @@ func runAPIKeyList(ctx context.Context, args []string, getenv func(string) strin
 			case !k.Usable(now):
 				status = "expired"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, orDash(k.Name), k.Tenant, k.Scopes,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, orDash(displayName(k.Name)), k.Tenant, k.Scopes,
 				k.CreatedAt.Format(time.RFC3339), boundText(k.ExpiresAt, "never"), boundText(k.LastUsed, "-"), status)
 		}
 		return tw.Flush()
@@ -191,6 +194,18 @@ func cliError(err error) error {
 		return errors.New(e.Message)
 	}
 	return err
+}
+
+// displayName returns a key's name for a terminal: as it is when every rune
+// is printable, else quoted with Go escapes, so that a name holding escape
+// sequences or newlines (any admin-socket client can set one) cannot
+// recolour the terminal or forge table rows. A name that begins with a quote
+// is quoted too, so that a quoted name is never ambiguous.
+func displayName(s string) string {
+	if strings.HasPrefix(s, `"`) || strings.ContainsFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) || !utf8.ValidString(s) {
+		return strconv.Quote(s)
+	}
+	return s
 }
 
 func orDash(s string) string {
