@@ -28,9 +28,31 @@ type Client struct {
 
 // Dial connects to the admin socket of dataDir. It returns ErrNoServer when
 // the socket does not exist or nothing listens on it.
+//
+// It talks only to a server that runs as the caller's user, as root, or as
+// the owner of dataDir (the service's user, when root runs the command): a
+// local user who could replace the socket must not be able to answer
+// "revoked" for a key that still works. Every connection is checked, not
+// only the first.
 func Dial(dataDir string) (*Client, error) {
 	path := filepath.Join(dataDir, SocketName)
-	conn, err := net.DialTimeout("unix", path, 2*time.Second)
+	trusted := []uint32{euid()}
+	if owner, ok := dirOwner(dataDir); ok {
+		trusted = append(trusted, owner)
+	}
+	dialer := net.Dialer{Timeout: 2 * time.Second}
+	dial := func(ctx context.Context) (net.Conn, error) {
+		conn, err := dialer.DialContext(ctx, "unix", path)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkConn(conn, trusted...); err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("refusing to use the admin socket %s: %w; another user may have replaced it (check the data directory's owner and mode)", path, err)
+		}
+		return conn, nil
+	}
+	conn, err := dial(context.Background())
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
 			return nil, ErrNoServer
@@ -38,11 +60,10 @@ func Dial(dataDir string) (*Client, error) {
 		return nil, fmt.Errorf("connect to admin socket: %w", err)
 	}
 	conn.Close()
-	dialer := net.Dialer{Timeout: 2 * time.Second}
 	return &Client{http: &http.Client{
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return dialer.DialContext(ctx, "unix", path)
+			return dial(ctx)
 		}},
 	}}, nil
 }

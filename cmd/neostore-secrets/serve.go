@@ -144,7 +144,7 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return fmt.Errorf("create data directory: %w", err)
 		}
-		ln, err := admin.Listen(cfg.DataDir)
+		ln, err := admin.Listen(cfg.DataDir, logger)
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,31 @@
+package admin
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestCheckPeer(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		peer    uint32
+		trusted []uint32
+		ok      bool
+	}{
+		{"SameUser", 1000, []uint32{1000}, true},
+		{"Root", 0, []uint32{1000}, true},
+		{"DataDirOwner", 999, []uint32{0, 999}, true},
+		{"OtherUser", 65534, []uint32{1000}, false},
+		{"OtherUserAgainstRoot", 65534, []uint32{0}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := checkPeer(tc.peer, tc.trusted...)
+			if (err == nil) != tc.ok {
+				t.Fatalf("checkPeer(%d, %v) = %v, want ok=%v", tc.peer, tc.trusted, err, tc.ok)
+			}
+			if err != nil && !strings.Contains(err.Error(), "uid 65534") {
+				t.Errorf("the error %q does not name the peer's uid", err)
+			}
+		})
+	}
+}
