@@ -139,6 +139,13 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 	if err != nil {
 		return err
 	}
+	var auditFile string
+	if cfg.Audit.sinkKind(cfg.DataDir, cfg.Store) == auditSinkFile {
+		auditFile = cfg.Audit.filePath(cfg.DataDir)
+	}
+	if err := checkDataFiles(cfg.DataDir, auditFile); err != nil {
+		return err
+	}
 	var adminLn net.Listener
 	if cfg.DataDir != "" {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
