@@ -21,9 +21,14 @@ func checkPeer(peer uint32, trusted ...uint32) error {
 	if peer == 0 || slices.Contains(trusted, peer) {
 		return nil
 	}
-	ids := make([]string, len(trusted))
-	for i, id := range trusted {
-		ids[i] = strconv.FormatUint(uint64(id), 10)
+	var ids []string
+	for _, id := range trusted {
+		if s := strconv.FormatUint(uint64(id), 10); id != 0 && !slices.Contains(ids, s) {
+			ids = append(ids, s)
+		}
+	}
+	if len(ids) == 0 {
+		return fmt.Errorf("the other end runs as uid %d; only root may", peer)
 	}
 	return fmt.Errorf("the other end runs as uid %d; only uid %s or root may", peer, strings.Join(ids, ", "))
 }

@@ -29,3 +29,18 @@ func TestCheckPeer(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckPeer_MessageNamesWhoMay(t *testing.T) {
+	for _, tc := range []struct {
+		trusted []uint32
+		want    string
+	}{
+		{[]uint32{0}, "uid 65534; only root may"},
+		{[]uint32{1000, 0, 1000}, "uid 65534; only uid 1000 or root may"},
+		{[]uint32{1000, 999}, "only uid 1000, 999 or root may"},
+	} {
+		if err := checkPeer(65534, tc.trusted...); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("checkPeer(65534, %v) = %v, want it to say %q", tc.trusted, err, tc.want)
+		}
+	}
+}
