@@ -48,13 +48,17 @@ func Dial(dataDir string) (*Client, error) {
 		}
 		if err := checkConn(conn, trusted...); err != nil {
 			conn.Close()
-			return nil, fmt.Errorf("refusing to use the admin socket %s: %w; another user may have replaced it (check the data directory's owner and mode)", path, err)
+			return nil, &refusedError{fmt.Errorf("refusing to use the admin socket %s: %w (another user may have replaced it: check the data directory's owner and mode)", path, err)}
 		}
 		return conn, nil
 	}
 	conn, err := dial(context.Background())
 	if err != nil {
-		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+		var refused *refusedError
+		switch {
+		case errors.As(err, &refused):
+			return nil, refused.err
+		case errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED):
 			return nil, ErrNoServer
 		}
 		return nil, fmt.Errorf("connect to admin socket: %w", err)
@@ -119,3 +123,9 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, want 
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
 }
+
+// refusedError is a connection Dial made and closed because of who served it.
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string { return e.err.Error() }
+func (e *refusedError) Unwrap() error { return e.err }

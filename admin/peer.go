@@ -28,9 +28,9 @@ func checkPeer(peer uint32, trusted ...uint32) error {
 		}
 	}
 	if len(ids) == 0 {
-		return fmt.Errorf("the other end runs as uid %d; only root may", peer)
+		return fmt.Errorf("the other end runs as uid %d, but only root may", peer)
 	}
-	return fmt.Errorf("the other end runs as uid %d; only uid %s or root may", peer, strings.Join(ids, ", "))
+	return fmt.Errorf("the other end runs as uid %d, but only uid %s or root may", peer, strings.Join(ids, ", "))
 }
 
 // checkConn checks the uid at the other end of conn against trusted. Where

@@ -35,8 +35,8 @@ func TestCheckPeer_MessageNamesWhoMay(t *testing.T) {
 		trusted []uint32
 		want    string
 	}{
-		{[]uint32{0}, "uid 65534; only root may"},
-		{[]uint32{1000, 0, 1000}, "uid 65534; only uid 1000 or root may"},
+		{[]uint32{0}, "uid 65534, but only root may"},
+		{[]uint32{1000, 0, 1000}, "uid 65534, but only uid 1000 or root may"},
 		{[]uint32{1000, 999}, "only uid 1000, 999 or root may"},
 	} {
 		if err := checkPeer(65534, tc.trusted...); err == nil || !strings.Contains(err.Error(), tc.want) {

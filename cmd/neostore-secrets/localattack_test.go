@@ -114,6 +114,7 @@ func TestAPIKeyRevoke_RefusesAPlantedSocket(t *testing.T) {
 	if err == nil {
 		t.Fatalf("apikey revoke through a socket served by uid %d succeeded (stderr %q)", nobody, stderr)
 	}
+	t.Logf("apikey revoke refused: %v", err)
 	if exitCode(err) == 0 || strings.Contains(stdout+stderr, "revoked") {
 		t.Errorf("apikey revoke: exit %d, output %q, want a failure that does not say revoked", exitCode(err), stdout+stderr)
 	}
