@@ -17,9 +17,9 @@ import (
 // is checked: whoever can write the directory can replace the admin socket
 // or the database, whoever can read the files reads the sealed store and
 // the audit trail. The directory and the files the server keeps in it
-// (secrets.db, admin.sock, the audit file and its rotations) must be owned
-// by the server's user or root and give group and others nothing; a file
-// there must not be a symbolic link. An audit file kept elsewhere is held to
+// (secrets.db, the audit file and its rotations) must be owned by the
+// server's user or root and give group and others nothing; a file there
+// must not be a symbolic link. A stale admin.sock must be the server's own. An audit file kept elsewhere is held to
 // the same rules, and its directory, where rotation renames files, must not
 // be writable by group or others. Missing files are fine: the server
 // creates them with mode 0600 (and the directory 0700).
@@ -44,7 +44,12 @@ func checkDataFiles(dataDir, auditFile string) error {
 			if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 				return configError(fmt.Errorf("data directory %s has mode %#o, which lets group or others into it; run chmod 700 %s", dataDir, perm, dataDir))
 			}
-			files = append(files, filepath.Join(dataDir, databaseFile), filepath.Join(dataDir, admin.SocketName))
+			files = append(files, filepath.Join(dataDir, databaseFile))
+			// A stale socket's mode does not matter (Listen replaces it),
+			// but one planted by another user must not be taken for ours.
+			if err := checkOwnFile(filepath.Join(dataDir, admin.SocketName), self); err != nil {
+				return err
+			}
 		}
 	}
 	if auditFile != "" {
@@ -73,23 +78,40 @@ func checkDataFiles(dataDir, auditFile string) error {
 // checkPrivateFile refuses a file that is a symbolic link, belongs to
 // another user, or gives group or others any access. A missing file passes.
 func checkPrivateFile(path string, self uint32) error {
-	fi, err := os.Lstat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return configError(fmt.Errorf("check %s: %w", path, err))
-	}
-	if fi.Mode()&fs.ModeSymlink != 0 {
-		return configError(fmt.Errorf("%s is a symbolic link; the server does not follow links to its files (another user could point them anywhere): put the file itself there", path))
-	}
-	if err := checkOwner(path, fi, self); err != nil {
+	fi, err := lstatOwn(path, self)
+	if fi == nil || err != nil {
 		return err
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return configError(fmt.Errorf("%s has mode %#o, which lets group or others read or write it; run chmod 600 %s", path, perm, path))
 	}
 	return nil
+}
+
+// checkOwnFile refuses a file that is a symbolic link or belongs to another
+// user. A missing file passes.
+func checkOwnFile(path string, self uint32) error {
+	_, err := lstatOwn(path, self)
+	return err
+}
+
+// lstatOwn returns path's own FileInfo (nil when it does not exist),
+// refusing a symbolic link or a file another user owns.
+func lstatOwn(path string, self uint32) (fs.FileInfo, error) {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, configError(fmt.Errorf("check %s: %w", path, err))
+	}
+	if fi.Mode()&fs.ModeSymlink != 0 {
+		return nil, configError(fmt.Errorf("%s is a symbolic link; the server does not follow links to its files (another user could point them anywhere): put the file itself there", path))
+	}
+	if err := checkOwner(path, fi, self); err != nil {
+		return nil, err
+	}
+	return fi, nil
 }
 
 // checkAuditDir refuses a directory outside the data directory that holds

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -88,6 +89,13 @@ func TestServe_RefusesUnsafeDataFiles(t *testing.T) {
 			}
 			return func() { os.Chown(dataDir, 0, 0) }
 		}, []string{dataDir, "owned by uid 65534"}},
+		{"AdminSocketOwnedByAnotherUser", true, nil, func() func() {
+			sock := staleSocket(t, filepath.Join(dataDir, "admin.sock"))
+			if err := os.Lchown(sock, nobody, nobody); err != nil {
+				t.Fatal(err)
+			}
+			return func() { os.Remove(sock) }
+		}, []string{filepath.Join(dataDir, "admin.sock"), "owned by uid 65534"}},
 		{"AuditFileElsewhereMode0644", false, []string{"--audit-file", filepath.Join(elsewhere, "audit.log")}, func() func() {
 			os.WriteFile(filepath.Join(elsewhere, "audit.log"), nil, 0o644)
 			os.Chmod(filepath.Join(elsewhere, "audit.log"), 0o644)
@@ -122,6 +130,8 @@ func TestServe_RefusesUnsafeDataFiles(t *testing.T) {
 	}
 
 	t.Run("PrivateDirectoryStarts", func(t *testing.T) {
+		// A socket left by a crash, mode and all, is replaced, not refused.
+		os.Chmod(staleSocket(t, filepath.Join(dataDir, "admin.sock")), 0o755)
 		srv := startServer(t, dataDir, masterKey, "--audit-file", filepath.Join(elsewhere, "audit.log"))
 		if err := srv.stop(); err != nil {
 			t.Fatal(err)
@@ -131,4 +141,17 @@ func TestServe_RefusesUnsafeDataFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+}
+
+// staleSocket leaves a Unix socket at path with nothing listening on it, as
+// a server that crashed does.
+func staleSocket(t *testing.T, path string) string {
+	t.Helper()
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	ln.Close()
+	return path
 }
