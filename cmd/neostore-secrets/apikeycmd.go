@@ -77,7 +77,7 @@ func runAPIKeyCreate(ctx context.Context, args []string, getenv func(string) str
 	var scopes stringList
 	fs.Var(&scopes, "scope", "Secret.Read or Secret.Write; repeatable")
 	name := fs.String("name", "", "a label for the key")
-	expires := fs.String("expires", "", "expiry, RFC 3339 (e.g. 2027-01-01T00:00:00Z); default never")
+	expires := fs.String("expires", "", "expiry, RFC 3339 (e.g. 2099-01-01T00:00:00Z); default never")
 	asJSON := fs.Bool("json", false, "print the key and its record as JSON")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err

@@ -120,7 +120,8 @@ type node struct {
 
 // serve opens the store and serves until ctx is done, then drains in-flight
 // requests and closes the store. ready, when not nil, is called once the
-// server accepts requests.
+// listeners are bound and before the first request is served; when it
+// fails, serve returns its error without serving.
 func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger *slog.Logger, ready func(*node) error) error {
 	if cfg.Store.Kind == "" {
 		cfg.Store.Kind = storeBolt
@@ -138,12 +139,19 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 	if err != nil {
 		return err
 	}
+	var auditFile string
+	if cfg.Audit.sinkKind(cfg.DataDir, cfg.Store) == auditSinkFile {
+		auditFile = cfg.Audit.filePath(cfg.DataDir)
+	}
+	if err := checkDataFiles(cfg.DataDir, auditFile); err != nil {
+		return err
+	}
 	var adminLn net.Listener
 	if cfg.DataDir != "" {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return fmt.Errorf("create data directory: %w", err)
 		}
-		ln, err := admin.Listen(cfg.DataDir)
+		ln, err := admin.Listen(cfg.DataDir, logger)
 		if err != nil {
 			return err
 		}
@@ -242,12 +250,24 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 	keyManager := admin.AuditedKeys(envelope.NewRotator(sealer, store), auditor, now)
 	adminSrv := &http.Server{Handler: admin.NewHandler(admin.Audited(keys, auditor, now), backupSource(rawStore), keyManager, logger), ReadHeaderTimeout: 5 * time.Second}
 
+	// ready runs before the first request is accepted (connections wait in
+	// the listen backlog meanwhile), so whatever it prints, such as dev's
+	// banner, is out before anything answers: a client that sees the
+	// server answer may read it.
+	var serveErr error
+	if ready != nil {
+		serveErr = ready(&node{keys: keys, addr: ln.Addr().String(), metricsAddr: metricsAddr})
+	}
+	if serveErr != nil {
+		ln.Close() // never handed to srv, whose Shutdown closes only what it serves
+		return serveErr
+	}
+	logger.Info("serving", "addr", ln.Addr().String(), "store", cfg.Store.Kind, "data", cfg.DataDir)
 	errc := make(chan error, 2)
 	go func() { errc <- serveHTTP(srv, ln) }()
 	if adminLn != nil {
 		go func() { errc <- adminSrv.Serve(adminLn) }()
 	}
-	logger.Info("serving", "addr", ln.Addr().String(), "store", cfg.Store.Kind, "data", cfg.DataDir)
 
 	var background sync.WaitGroup
 	bgCtx, stopBackground := context.WithCancel(context.Background())
@@ -273,15 +293,9 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 		})
 	}
 
-	var serveErr error
-	if ready != nil {
-		serveErr = ready(&node{keys: keys, addr: ln.Addr().String(), metricsAddr: metricsAddr})
-	}
-	if serveErr == nil {
-		select {
-		case <-ctx.Done():
-		case serveErr = <-errc:
-		}
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
 	}
 	logger.Info("shutting down", "grace", cfg.ShutdownGrace.String())
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
