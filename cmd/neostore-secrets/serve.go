@@ -40,6 +40,7 @@ type serveConfig struct {
 	Store         storeConfig
 	Audit         auditConfig
 	Observe       observabilityConfig
+	Limits        limitsConfig
 
 	logOut io.Writer // where the logger writes; the access log goes there too
 }
@@ -60,6 +61,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	c.Store.register(fs)
 	c.Audit.register(fs)
 	c.Observe.register(fs)
+	c.Limits.register(fs)
 }
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -216,18 +218,24 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 		Limiter:        httpLimiter,
 	}, secrets, keys, tokens)
 
+	nofile, nofileHard, nofileKnown := openFileLimit()
+	maxConn, perClient := cfg.Limits.maxConnections(nofile, nofileKnown), cfg.Limits.maxPerClient()
+	logLimits(logger, nofile, nofileHard, nofileKnown, maxConn, perClient)
+
 	stopMetrics, metricsAddr, err := serveMetrics(cfg.Observe, m, trail, logger)
 	if err != nil {
 		return err
 	}
 	defer stopMetrics(context.Background())
 
-	ln, err := net.Listen("tcp", cfg.Listen)
+	rawLn, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	ln := limitListener(rawLn, "api", maxConn, perClient, m)
 	srv := &http.Server{
 		Handler:           handler,
+		ConnState:         ln.ConnState,     // idle connections make room at the limit
 		ReadHeaderTimeout: 5 * time.Second,  // slowloris: headers must arrive promptly
 		ReadTimeout:       30 * time.Second, // whole request, body included (at most 1 MiB)
 		WriteTimeout:      30 * time.Second,
@@ -240,7 +248,18 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 		srv.Handler = withHSTS(srv.Handler)
 	}
 	keyManager := admin.AuditedKeys(envelope.NewRotator(sealer, store), auditor, now)
-	adminSrv := &http.Server{Handler: admin.NewHandler(admin.Audited(keys, auditor, now), backupSource(rawStore), keyManager, logger), ReadHeaderTimeout: 5 * time.Second}
+	// No WriteTimeout: a backup or a rewrap may take longer than any bound.
+	adminSrv := &http.Server{
+		Handler:           admin.NewHandler(admin.Audited(keys, auditor, now), backupSource(rawStore), keyManager, logger),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+	}
+	if adminLn != nil {
+		limited := limitListener(adminLn, "admin", maxAdminConnections, 0, m)
+		adminSrv.ConnState = limited.ConnState
+		adminLn = limited
+	}
 
 	errc := make(chan error, 2)
 	go func() { errc <- serveHTTP(srv, ln) }()
