@@ -125,6 +125,13 @@ type SecretStore interface {
 	// byte order, or an empty slice for a tenant without secrets.
 	ListSecretKeys(ctx context.Context, tenant string) ([]string, error)
 
+	// ListSecretKeysAfter returns at most limit of tenant's key names that
+	// sort after after, in ordinal byte order; an empty after starts at the
+	// first. Fewer than limit, or none, means no more follow. Each call is
+	// one short read, so a listing in chunks holds no transaction (nor
+	// memory) for the whole tenant.
+	ListSecretKeysAfter(ctx context.Context, tenant, after string, limit int) ([]string, error)
+
 	// ReplaceSecret stores s under tenant and key only if the stored
 	// secret's ciphertext is still old, atomically; re-sealing under a new
 	// data key uses it so that it never overwrites a concurrent put or

@@ -86,6 +86,35 @@ func (s *Store) ListSecretKeys(ctx context.Context, tenant string) ([]string, er
 	return listSecretKeys(tx, tenant), nil
 }
 
+// ListSecretKeysAfter returns at most limit of tenant's key names after
+// after, in one read transaction of its own: a transaction held while a
+// response trickles out to a slow client would block bbolt's remap when a
+// writer grows the file.
+func (s *Store) ListSecretKeysAfter(ctx context.Context, tenant, after string, limit int) ([]string, error) {
+	tx, err := s.begin(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	keys := make([]string, 0, min(max(limit, 0), 1024))
+	b := tx.Bucket(bucketSecrets).Bucket([]byte(tenant))
+	if b == nil {
+		return keys, nil
+	}
+	c := b.Cursor()
+	k, v := c.Seek([]byte(after))
+	if k != nil && string(k) == after {
+		k, v = c.Next()
+	}
+	for ; k != nil && len(keys) < limit; k, v = c.Next() {
+		if v == nil {
+			continue // a nested bucket; the layout has none, but it is no key
+		}
+		keys = append(keys, string(k))
+	}
+	return keys, nil
+}
+
 func getSecret(tx *bbolt.Tx, tenant, key string) (neostore.SealedSecret, error) {
 	b := tx.Bucket(bucketSecrets).Bucket([]byte(tenant))
 	if b == nil {

@@ -102,6 +102,28 @@ func (s *Store) ListSecretKeys(ctx context.Context, tenant string) ([]string, er
 	return keys, nil
 }
 
+// ListSecretKeysAfter returns at most limit of tenant's key names after
+// after, in ordinal byte order: a range scan of the primary key.
+func (s *Store) ListSecretKeysAfter(ctx context.Context, tenant, after string, limit int) ([]string, error) {
+	if limit <= 0 {
+		return []string{}, nil
+	}
+	ctx, cancel, err := s.call(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list secret keys: %w", err)
+	}
+	defer cancel()
+	rows, _ := s.pool.Query(ctx, "SELECT key FROM secrets WHERE tenant = $1 AND key > $2 ORDER BY key LIMIT $3", tenant, after, limit)
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, s.fail(ctx, "list secret keys", err)
+	}
+	if keys == nil {
+		keys = []string{}
+	}
+	return keys, nil
+}
+
 // ListTenants returns every tenant with a data key or a secret, in ordinal
 // byte order.
 func (s *Store) ListTenants(ctx context.Context) ([]string, error) {
