@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
+
 	"github.com/neostore/neostore-secrets"
 	"github.com/neostore/neostore-secrets/admin"
 	"github.com/neostore/neostore-secrets/apikey"
@@ -84,6 +86,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	logger, err := newLogger(cfg.LogLevel, cfg.LogFormat, logOut)
 	if err != nil {
 		return err
+	}
+	if limit, source, err := setMemoryLimit(getenv, memlimit.FromCgroup); err != nil {
+		logger.Warn("could not read the container's memory limit; the Go runtime has none", "err", err)
+	} else if source == "none" {
+		logger.Info("no memory limit: neither GOMEMLIMIT nor a cgroup limit is set")
+	} else {
+		logger.Info("memory limit", "goMemLimitBytes", limit, "source", source)
 	}
 	master, err := loadMaster(cfg)
 	if err != nil {
