@@ -5,9 +5,9 @@
 // Accept at the limit, so excess connections wait in the kernel's backlog
 // until they time out: a client cannot tell a saturated server from a dead
 // one, and it has no per-client limit. Here Accept takes every connection
-// the kernel offers; one over a limit is first given the slot of the
-// connection that has been idle (between HTTP requests) the longest, and
-// when there is none it is reset at once.
+// the kernel offers; one over the per-client limit is reset at once, and
+// one over the total limit is given the slot of the connection that has
+// been idle (between HTTP requests) the longest, or reset when none is.
 package connlimit
 
 import (
@@ -59,7 +59,6 @@ type Listener struct {
 
 type client struct {
 	open int
-	idle list.List // of *Conn, the longest idle first
 }
 
 // New returns ln with cfg's limits.
@@ -88,10 +87,12 @@ func (l *Listener) Open() int {
 	return l.open
 }
 
-// admit takes c within the limits, or refuses it and returns nil. At a
-// limit, the longest-idle connection that holds a slot of that limit is
-// closed to make room: one of the same client's at its MaxPerClient (which
-// frees a slot of Max too), any at Max.
+// admit takes c within the limits, or refuses it and returns nil. At Max,
+// the longest-idle connection is closed to make room, so that idle
+// keep-alives from many addresses cannot lock newcomers out. At
+// MaxPerClient nothing is evicted: a client that holds its share gets no
+// more, and evicting its own idle connections for its new ones would let
+// it make the server serve a request per connection it churns through.
 func (l *Listener) admit(c net.Conn) *Conn {
 	addr := clientAddr(c)
 	l.mu.Lock()
@@ -104,9 +105,7 @@ func (l *Listener) admit(c net.Conn) *Conn {
 	reason := ""
 	switch {
 	case l.cfg.MaxPerClient > 0 && cl.open >= l.cfg.MaxPerClient:
-		if evict = cl.idle.Front(); evict == nil {
-			reason = ReasonClient
-		}
+		reason = ReasonClient
 	case l.cfg.Max > 0 && l.open >= l.cfg.Max:
 		if evict = l.idle.Front(); evict == nil {
 			reason = ReasonTotal
@@ -144,23 +143,21 @@ func (l *Listener) admit(c net.Conn) *Conn {
 	return conn
 }
 
-// markIdle puts c at the back of the idle lists.
+// markIdle puts c at the back of the idle list.
 func (l *Listener) markIdle(c *Conn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if c.released || c.idleAll != nil {
+	if c.released || c.idle != nil {
 		return
 	}
-	c.idleAll = l.idle.PushBack(c)
-	c.idleOwn = c.cl.idle.PushBack(c)
+	c.idle = l.idle.PushBack(c)
 }
 
-// unidle removes c from the idle lists. l.mu must be held.
+// unidle removes c from the idle list. l.mu must be held.
 func (l *Listener) unidle(c *Conn) {
-	if c.idleAll != nil {
-		l.idle.Remove(c.idleAll)
-		c.cl.idle.Remove(c.idleOwn)
-		c.idleAll, c.idleOwn = nil, nil
+	if c.idle != nil {
+		l.idle.Remove(c.idle)
+		c.idle = nil
 	}
 }
 
@@ -206,8 +203,8 @@ type Conn struct {
 	cl   *client
 
 	// guarded by l.mu
-	released         bool
-	idleAll, idleOwn *list.Element
+	released bool
+	idle     *list.Element // in l.idle while idle
 }
 
 // Close closes the connection and frees its slot.
