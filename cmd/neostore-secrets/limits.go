@@ -15,11 +15,13 @@ import (
 type limitsConfig struct {
 	MaxConnections          int // API connections at once; default min(10000, RLIMIT_NOFILE - fdReserve); negative: unlimited
 	MaxConnectionsPerClient int // API connections at once from one IP address; default 256; negative: unlimited
+	MaxKeysPerTenant        int // secrets one tenant may hold; default 0, unlimited
 }
 
 func (c *limitsConfig) register(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxConnections, "max-connections", 0, "API connections open at once; the excess is reset (default min(10000, open-file limit - 512); negative: unlimited)")
 	fs.IntVar(&c.MaxConnectionsPerClient, "max-connections-per-client", 256, "API connections open at once from one client IP address; behind a proxy this limits the proxy (negative: unlimited)")
+	fs.IntVar(&c.MaxKeysPerTenant, "max-keys-per-tenant", 0, "secrets one tenant may hold; a PUT of a new key beyond it gets 409 (0: unlimited)")
 }
 
 // Limits of the listeners other than the API's. They are fixed: only

@@ -99,3 +99,28 @@ func TestServe_ConnectionLimitPerClient(t *testing.T) {
 		t.Errorf("the log does not show the connection limits:\n%s", srv.stderr.String())
 	}
 }
+
+// A PUT of a new key beyond --max-keys-per-tenant gets a 409 problem that
+// says why, and stores nothing; replacing a key of a full tenant works.
+func TestServe_MaxKeysPerTenant(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "data")
+	srv := startServer(t, dataDir, newMasterKey(t), "--max-keys-per-tenant", "2")
+	key := createKey(t, dataDir, "acme", "Secret.Read", "Secret.Write")
+	api := srv.base + "/api/acme/secrets"
+	for _, k := range []string{"a", "b"} {
+		if status, _, body := do(t, "PUT", api+"/"+k, key, `{"value":"v"}`); status != 204 {
+			t.Fatalf("PUT %s = %d %s, want 204", k, status, body)
+		}
+	}
+	status, hdr, body := do(t, "PUT", api+"/c", key, `{"value":"v"}`)
+	if status != 409 || hdr.Get("Content-Type") != "application/problem+json; charset=utf-8" ||
+		!strings.Contains(body, `"title":"Conflict"`) || !strings.Contains(body, "delete one before adding another") {
+		t.Errorf("PUT over the quota = %d %s %s, want a 409 problem with a detail", status, hdr.Get("Content-Type"), body)
+	}
+	if status, _, body := do(t, "PUT", api+"/a", key, `{"value":"new"}`); status != 204 {
+		t.Errorf("PUT replacing a key of a full tenant = %d %s, want 204", status, body)
+	}
+	if status, _, body := do(t, "GET", api, key, ""); status != 200 || body != `["a","b"]` {
+		t.Errorf("list = %d %s, want [\"a\",\"b\"]", status, body)
+	}
+}

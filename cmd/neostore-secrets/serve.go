@@ -139,6 +139,10 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 	if err := cfg.Store.validate(cfg.DataDir); err != nil {
 		return err
 	}
+	if cfg.Limits.MaxKeysPerTenant < 0 {
+		return usageError("serve: --max-keys-per-tenant must be 0 (unlimited) or more")
+	}
+	cfg.Store.maxKeysPerTenant = cfg.Limits.MaxKeysPerTenant
 	if cfg.MaxValueBytes <= 0 || cfg.MaxValueBytes > 512<<10 {
 		return usageError("serve: --max-value-bytes must be between 1 and 524288")
 	}
