@@ -147,15 +147,10 @@ func TestListener_MaxPerClient(t *testing.T) {
 	assertOpen(t, other, mustAccept(t, accepted))
 }
 
-// An HTTP server at its limit closes the connection idle the longest for a
-// new one, instead of refusing the newcomer.
-func TestListener_EvictsIdle(t *testing.T) {
-	raw, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	evicted := make(chan struct{}, 10)
-	ln := connlimit.New(raw, connlimit.Config{Max: 2, OnEvict: func() { evicted <- struct{}{} }})
+// httpServer serves "ok" over ln with its ConnState hook, and returns a
+// channel that receives each time a connection goes idle.
+func httpServer(t *testing.T, ln *connlimit.Listener) <-chan struct{} {
+	t.Helper()
 	idle := make(chan struct{}, 10)
 	srv := &http.Server{
 		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
@@ -168,20 +163,35 @@ func TestListener_EvictsIdle(t *testing.T) {
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
+	return idle
+}
 
-	get := func(c net.Conn) error {
-		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
-			return err
-		}
-		c.SetReadDeadline(time.Now().Add(5 * time.Second))
-		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
-		if err != nil {
-			return err
-		}
-		_, err = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+// get sends one request over c and reads the response, leaving c idle.
+func get(c net.Conn) error {
+	if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
 		return err
 	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return err
+}
+
+// An HTTP server at its limit closes the connection idle the longest for a
+// new one, instead of refusing the newcomer.
+func TestListener_EvictsIdle(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	evicted := make(chan struct{}, 10)
+	ln := connlimit.New(raw, connlimit.Config{Max: 2, OnEvict: func() { evicted <- struct{}{} }})
+	idle := httpServer(t, ln)
+
 	first := dial(t, ln.Addr(), "")
 	if err := get(first); err != nil {
 		t.Fatal(err)
@@ -208,5 +218,26 @@ func TestListener_EvictsIdle(t *testing.T) {
 	}
 	if got := ln.Open(); got != 2 {
 		t.Errorf("Open() = %d, want 2", got)
+	}
+}
+
+// At its own limit a client gets no more connections, even when one of its
+// own is idle: evicting it would let the client churn the server.
+func TestListener_PerClientLimitDoesNotEvict(t *testing.T) {
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused := make(chan string, 10)
+	ln := connlimit.New(raw, connlimit.Config{Max: 10, MaxPerClient: 1, OnRefuse: func(r string) { refused <- r }})
+	idle := httpServer(t, ln)
+	held := dial(t, ln.Addr(), "127.0.0.1")
+	if err := get(held); err != nil {
+		t.Fatal(err)
+	}
+	<-idle
+	assertRefused(t, ln.Addr(), "127.0.0.1", refused, connlimit.ReasonClient)
+	if err := get(held); err != nil {
+		t.Errorf("the idle connection after its client was refused another: %v, want it still served", err)
 	}
 }
