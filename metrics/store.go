@@ -64,6 +64,13 @@ func (s *instrumented) APIKeyByHash(ctx context.Context, hash []byte) (neostore.
 	return k, err
 }
 
+func (s *instrumented) ListSecretKeysAfter(ctx context.Context, tenant, after string, limit int) ([]string, error) {
+	start := time.Now()
+	keys, err := s.Store.ListSecretKeysAfter(ctx, tenant, after, limit)
+	s.observe("list_secret_keys_after", start, err)
+	return keys, err
+}
+
 func (s *instrumented) GetTenantKey(ctx context.Context, tenant string) ([]byte, error) {
 	start := time.Now()
 	k, err := s.Store.GetTenantKey(ctx, tenant)
