@@ -5,12 +5,14 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/neostore/neostore-secrets/bolt"
 	"github.com/neostore/neostore-secrets/httpapi"
 )
 
@@ -307,4 +309,22 @@ func TestContract_EveryAnswerIsDocumented(t *testing.T) {
 			}
 		})
 	}
+	t.Run("putSecretOverTheQuota", func(t *testing.T) {
+		store, err := bolt.Open(filepath.Join(t.TempDir(), "neostore.db"), bolt.Options{MaxKeysPerTenant: 1})
+		if err != nil {
+			t.Fatalf("bolt.Open: %v", err)
+		}
+		t.Cleanup(func() { _ = store.Close() })
+		full := newFixtureOn(t, store)
+		full.put(t, "db-password", body)
+		rq := request{method: "PUT", target: "/api/demo/secrets/other-password", body: body, header: json()}
+		resp := full.do(t, rq)
+		got := readBody(t, resp)
+		if resp.StatusCode != http.StatusConflict {
+			t.Fatalf("PUT of a second key under a quota of 1 = %d, want 409; body %s", resp.StatusCode, got)
+		}
+		if err := validateExchange(exchange{rq: rq, status: resp.StatusCode, header: resp.Header, body: []byte(got)}); err != nil {
+			t.Errorf("409 not documented: %v", err)
+		}
+	})
 }
