@@ -125,6 +125,10 @@ type SecretAttributes struct {
 	Times    SecretTimes
 }
 
+// ErrTenantFull is returned by PutSecret when a new key would take a tenant
+// over the store's per-tenant quota of keys.
+var ErrTenantFull = Errorf(ECONFLICT, "The tenant already holds the most secrets this server allows; delete one before adding another.")
+
 // SecretStore keeps sealed secrets by tenant and key name. Implementations
 // hold no business logic: they neither seal nor authorize nor check validity.
 // Tenant ids and key names arrive already validated.
@@ -136,7 +140,10 @@ type SecretStore interface {
 	// PutSecret stores s under tenant and key, replacing any previous secret.
 	// s.Times.UpdatedOn is stored as given; s.Times.CreatedOn only when no
 	// secret is stored under the key, else the stored one is kept (unknown
-	// stays unknown). When it returns nil the write is durable.
+	// stays unknown). When it returns nil the write is durable. A store
+	// with a per-tenant quota returns ErrTenantFull, and stores nothing,
+	// for a new key of a tenant that already holds its quota; replacing a
+	// key always succeeds.
 	PutSecret(ctx context.Context, tenant, key string, s SealedSecret) error
 
 	// DeleteSecret removes the secret. It returns nil when none was stored.
@@ -146,6 +153,13 @@ type SecretStore interface {
 	// ListSecretKeys returns the key names stored for tenant, in ordinal
 	// byte order, or an empty slice for a tenant without secrets.
 	ListSecretKeys(ctx context.Context, tenant string) ([]string, error)
+
+	// ListSecretKeysAfter returns at most limit of tenant's key names that
+	// sort after after, in ordinal byte order; an empty after starts at the
+	// first. Fewer than limit, or none, means no more follow. Each call is
+	// one short read, so a listing in chunks holds no transaction (nor
+	// memory) for the whole tenant.
+	ListSecretKeysAfter(ctx context.Context, tenant, after string, limit int) ([]string, error)
 
 	// ListSecretAttributes returns the attributes of tenant's secrets, in
 	// ListSecretKeys' order, without reading a value out.

@@ -64,6 +64,8 @@ func errorStatus(code string) int {
 		return http.StatusForbidden
 	case neostore.ENOTFOUND:
 		return http.StatusNotFound
+	case neostore.ECONFLICT:
+		return http.StatusConflict
 	case neostore.ETOOLARGE:
 		return http.StatusRequestEntityTooLarge
 	case neostore.EUNSUPPORTEDMEDIA:
@@ -80,7 +82,7 @@ const retryAfterSeconds = "5"
 // error writes the problem for err. Internal errors and unavailable
 // dependencies are logged with their detail; the client gets the generic
 // body. Only an error's client-safe message ever reaches the body, and only
-// for 400 without fields and for 413.
+// for 400 without fields, for 409 and for 413.
 func (o *responder) error(w http.ResponseWriter, r *http.Request, err error) {
 	code := neostore.ErrorCode(err)
 	status := errorStatus(code)
@@ -92,7 +94,7 @@ func (o *responder) error(w http.ResponseWriter, r *http.Request, err error) {
 		if fields = neostore.ErrorFields(err); fields == nil {
 			detail = neostore.ErrorMessage(err)
 		}
-	case http.StatusRequestEntityTooLarge:
+	case http.StatusRequestEntityTooLarge, http.StatusConflict:
 		detail = neostore.ErrorMessage(err)
 	case http.StatusServiceUnavailable:
 		o.log(r.Context(), slog.LevelWarn, "dependency unavailable", slog.String("error", err.Error()))
@@ -155,6 +157,8 @@ func problemTypeTitle(status int) (typ, title string) {
 		return "https://tools.ietf.org/html/rfc9110#section-15.5.5", "Not Found"
 	case http.StatusMethodNotAllowed:
 		return "https://tools.ietf.org/html/rfc9110#section-15.5.6", "Method Not Allowed"
+	case http.StatusConflict:
+		return "https://tools.ietf.org/html/rfc9110#section-15.5.10", "Conflict"
 	case http.StatusRequestEntityTooLarge:
 		return "https://tools.ietf.org/html/rfc9110#section-15.5.14", "Content Too Large"
 	case http.StatusUnsupportedMediaType:

@@ -139,6 +139,17 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	h["Cache-Control"] = hdrNoStore
 	h["X-Content-Type-Options"] = hdrNoSniff
+	// RFC 9112 §6.1: after a request with both Transfer-Encoding and
+	// Content-Length (a smuggling attempt, or a proxy that mangled one),
+	// the server MUST close the connection. net/http frames such a request
+	// by its chunked body but deletes both headers before any handler runs,
+	// so the two cannot be told apart from a chunked request alone: every
+	// HTTP/1.1 request with a chunked body closes its connection after the
+	// response. Clients of this API send bodies of at most 1 MiB, nearly
+	// always with Content-Length; a chunked upload costs one reconnect.
+	if len(r.TransferEncoding) > 0 && r.ProtoMajor == 1 {
+		h["Connection"] = hdrClose
+	}
 
 	st := newRequestState(r.Header["Traceparent"])
 	r = r.WithContext(context.WithValue(r.Context(), requestStateKey{}, st))

@@ -126,6 +126,9 @@ func openTrail(ctx context.Context, cfg auditConfig, dataDir string, storeCfg st
 		if err != nil {
 			return nil, err
 		}
+		if n := fs.CutAtOpen(); n > 0 {
+			logger.Warn("audit: cut a partial last line left by a crash (a record never acknowledged)", "file", cfg.filePath(dataDir), "bytes", n)
+		}
 		sink = fs
 		// The embedded store commits the record of a write with the write,
 		// so the write waits for one fsync, not two (audit.Config.Journal).

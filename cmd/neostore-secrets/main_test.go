@@ -402,6 +402,8 @@ func TestDev(t *testing.T) {
 	}()
 	base := "http://" + addr
 	waitReady(t, http.DefaultClient, base, done, stderr)
+	// serve runs dev's ready callback, which prints the banner, before it
+	// accepts the first request: once the server answers, the banner is whole.
 	var key string
 	for _, line := range strings.Split(stdout.String(), "\n") {
 		if l := strings.TrimSpace(line); strings.HasPrefix(l, "nsk_") {

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
+
 	"github.com/neostore/neostore-secrets"
 	"github.com/neostore/neostore-secrets/admin"
 	"github.com/neostore/neostore-secrets/apikey"
@@ -40,6 +42,7 @@ type serveConfig struct {
 	Store         storeConfig
 	Audit         auditConfig
 	Observe       observabilityConfig
+	Limits        limitsConfig
 	UI            uiConfig
 
 	logOut io.Writer // where the logger writes; the access log goes there too
@@ -61,6 +64,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	c.Store.register(fs)
 	c.Audit.register(fs)
 	c.Observe.register(fs)
+	c.Limits.register(fs)
 	c.UI.register(fs)
 }
 
@@ -84,6 +88,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	logger, err := newLogger(cfg.LogLevel, cfg.LogFormat, logOut)
 	if err != nil {
 		return err
+	}
+	if limit, source, err := setMemoryLimit(getenv, memlimit.FromCgroup); err != nil {
+		logger.Warn("could not read the container's memory limit; the Go runtime has none", "err", err)
+	} else if source == "none" {
+		logger.Info("no memory limit: neither GOMEMLIMIT nor a cgroup limit is set")
+	} else {
+		logger.Info("memory limit", "goMemLimitBytes", limit, "source", source)
 	}
 	master, err := loadMaster(cfg)
 	if err != nil {
@@ -122,7 +133,8 @@ type node struct {
 
 // serve opens the store and serves until ctx is done, then drains in-flight
 // requests and closes the store. ready, when not nil, is called once the
-// server accepts requests.
+// listeners are bound and before the first request is served; when it
+// fails, serve returns its error without serving.
 func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger *slog.Logger, ready func(*node) error) error {
 	if cfg.Store.Kind == "" {
 		cfg.Store.Kind = storeBolt
@@ -130,6 +142,10 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 	if err := cfg.Store.validate(cfg.DataDir); err != nil {
 		return err
 	}
+	if cfg.Limits.MaxKeysPerTenant < 0 {
+		return usageError("serve: --max-keys-per-tenant must be 0 (unlimited) or more")
+	}
+	cfg.Store.maxKeysPerTenant = cfg.Limits.MaxKeysPerTenant
 	if cfg.MaxValueBytes <= 0 || cfg.MaxValueBytes > 512<<10 {
 		return usageError("serve: --max-value-bytes must be between 1 and 524288")
 	}
@@ -140,12 +156,19 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 	if err != nil {
 		return err
 	}
+	var auditFile string
+	if cfg.Audit.sinkKind(cfg.DataDir, cfg.Store) == auditSinkFile {
+		auditFile = cfg.Audit.filePath(cfg.DataDir)
+	}
+	if err := checkDataFiles(cfg.DataDir, auditFile); err != nil {
+		return err
+	}
 	var adminLn net.Listener
 	if cfg.DataDir != "" {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return fmt.Errorf("create data directory: %w", err)
 		}
-		ln, err := admin.Listen(cfg.DataDir)
+		ln, err := admin.Listen(cfg.DataDir, logger)
 		if err != nil {
 			return err
 		}
@@ -223,18 +246,24 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 		Console:        consoleHandler,
 	}, secrets, keys, tokens)
 
+	nofile, nofileHard, nofileKnown := openFileLimit()
+	maxConn, perClient := cfg.Limits.maxConnections(nofile, nofileKnown), cfg.Limits.maxPerClient()
+	logLimits(logger, nofile, nofileHard, nofileKnown, maxConn, perClient)
+
 	stopMetrics, metricsAddr, err := serveMetrics(cfg.Observe, m, trail, logger)
 	if err != nil {
 		return err
 	}
 	defer stopMetrics(context.Background())
 
-	ln, err := net.Listen("tcp", cfg.Listen)
+	rawLn, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	ln := limitListener(rawLn, "api", maxConn, perClient, m)
 	srv := &http.Server{
 		Handler:           handler,
+		ConnState:         ln.ConnState,     // idle connections make room at the limit
 		ReadHeaderTimeout: 5 * time.Second,  // slowloris: headers must arrive promptly
 		ReadTimeout:       30 * time.Second, // whole request, body included (at most 1 MiB)
 		WriteTimeout:      30 * time.Second,
@@ -247,14 +276,37 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 		srv.Handler = withHSTS(srv.Handler)
 	}
 	keyManager := admin.AuditedKeys(envelope.NewRotator(sealer, store), auditor, now)
-	adminSrv := &http.Server{Handler: admin.NewHandler(admin.Audited(keys, auditor, now), backupSource(rawStore), keyManager, logger), ReadHeaderTimeout: 5 * time.Second}
+	// No WriteTimeout: a backup or a rewrap may take longer than any bound.
+	adminSrv := &http.Server{
+		Handler:           admin.NewHandler(admin.Audited(keys, auditor, now), backupSource(rawStore), keyManager, logger),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+	}
+	if adminLn != nil {
+		limited := limitListener(adminLn, "admin", maxAdminConnections, 0, m)
+		adminSrv.ConnState = limited.ConnState
+		adminLn = limited
+	}
 
+	// ready runs before the first request is accepted (connections wait in
+	// the listen backlog meanwhile), so whatever it prints, such as dev's
+	// banner, is out before anything answers: a client that sees the
+	// server answer may read it.
+	var serveErr error
+	if ready != nil {
+		serveErr = ready(&node{keys: keys, addr: ln.Addr().String(), metricsAddr: metricsAddr})
+	}
+	if serveErr != nil {
+		ln.Close() // never handed to srv, whose Shutdown closes only what it serves
+		return serveErr
+	}
+	logger.Info("serving", "addr", ln.Addr().String(), "store", cfg.Store.Kind, "data", cfg.DataDir)
 	errc := make(chan error, 2)
 	go func() { errc <- serveHTTP(srv, ln) }()
 	if adminLn != nil {
 		go func() { errc <- adminSrv.Serve(adminLn) }()
 	}
-	logger.Info("serving", "addr", ln.Addr().String(), "store", cfg.Store.Kind, "data", cfg.DataDir)
 
 	var background sync.WaitGroup
 	bgCtx, stopBackground := context.WithCancel(context.Background())
@@ -280,15 +332,9 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 		})
 	}
 
-	var serveErr error
-	if ready != nil {
-		serveErr = ready(&node{keys: keys, addr: ln.Addr().String(), metricsAddr: metricsAddr})
-	}
-	if serveErr == nil {
-		select {
-		case <-ctx.Done():
-		case serveErr = <-errc:
-		}
+	select {
+	case <-ctx.Done():
+	case serveErr = <-errc:
 	}
 	logger.Info("shutting down", "grace", cfg.ShutdownGrace.String())
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
