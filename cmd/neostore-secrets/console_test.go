@@ -353,6 +353,22 @@ func TestConsole_APIKey(t *testing.T) {
 	)
 	p.forgottenValues(t, "hunter2-open")
 
+	// Filtering redraws the list: a revealed value does not survive it.
+	p.run(t, "reveal and filter",
+		chromedp.Click(row("db-password")+" button.reveal"),
+		chromedp.WaitVisible(revealedValue("db-password")),
+		chromedp.SendKeys("#filter", "db"),
+		chromedp.WaitNotPresent(revealedValue("db-password")),
+		setInput("#filter", ""),
+		chromedp.WaitVisible(row("api-token")),
+		// and Reveal reveals again, once.
+		chromedp.Click(row("db-password")+" button.reveal"),
+		chromedp.WaitVisible(revealedValue("db-password")),
+		chromedp.Click(row("db-password")+" button.reveal"),
+		chromedp.WaitNotPresent(revealedValue("db-password")),
+	)
+	p.forgottenValues(t, "hunter2-open")
+
 	// Copy puts the value on the clipboard without showing it.
 	u, _ := url.Parse(srv.base)
 	origin := u.Scheme + "://" + u.Host

@@ -179,6 +179,9 @@ function button(text, cls, label, onClick) {
 }
 
 function draw() {
+  // Redrawing replaces the rows: hide what was revealed first, so that no
+  // value outlives its row and every Reveal button means what it says.
+  for (const key of [...revealed.keys()]) hide(key);
   const filter = $("filter").value.trim().toLowerCase();
   const now = Date.now();
   const shown = rows.filter((a) => a.key.toLowerCase().includes(filter));
@@ -403,7 +406,7 @@ async function main() {
   } catch {
     // the defaults: API keys only
   }
-  for (const type of ["keydown", "pointerdown", "input"]) document.addEventListener(type, touch, { capture: true, passive: true });
+  for (const type of ["keydown", "pointerdown", "input", "wheel"]) document.addEventListener(type, touch, { capture: true, passive: true });
   $("signout").addEventListener("click", () => signOut("Signed out."));
   $("apikey-form").addEventListener("submit", (ev) => {
     ev.preventDefault();
