@@ -177,3 +177,14 @@ func TestConsoleMount(t *testing.T) {
 		t.Errorf("GET /ui/ without a console = %d, want 404", resp.StatusCode)
 	}
 }
+
+// A rate-limited request to either extension gets the documented 429.
+func TestExtensions_RateLimited(t *testing.T) {
+	f := newFixture(t, withLimiter(refuseAll{}))
+	for _, target := range []string{"/api/demo/secret-attributes", "/api/me"} {
+		resp := f.do(t, request{method: "GET", target: target, header: authRW()})
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") != "2" {
+			t.Errorf("GET %s = %d Retry-After %q, want 429 after 2 s", target, resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	}
+}
