@@ -123,9 +123,9 @@ func newBrowser(t *testing.T, base string) *browserPage {
 	cspWatch := `window.__csp = [];
 document.addEventListener("securitypolicyviolation", (e) => window.__csp.push(e.violatedDirective + " " + e.blockedURI));`
 	p.run(t, "prepare the tab",
-		call(emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Europe/Paris"}),
-		call(emulation.SetFocusEmulationEnabled, emulation.SetFocusEmulationEnabledParams{Enabled: true}), // the clipboard needs a focused page
-		call(page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: cspWatch}),
+		cdpCall(emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "Europe/Paris"}),
+		cdpCall(emulation.SetFocusEmulationEnabled, emulation.SetFocusEmulationEnabledParams{Enabled: true}), // the clipboard needs a focused page
+		cdpCall(page.AddScriptToEvaluateOnNewDocument, page.AddScriptToEvaluateOnNewDocumentParams{Source: cspWatch}),
 	)
 	return p
 }
@@ -137,7 +137,7 @@ func (p *browserPage) report(s string) {
 }
 
 // call makes an action of a protocol command of the tab.
-func call[P, R any](cmd cdp.Command[P, R], params P) chromedp.Action[chromedp.Void] {
+func cdpCall[P, R any](cmd cdp.Command[P, R], params P) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
 		_, err := cdp.Call(ctx, t, cmd, params)
 		return err
@@ -169,7 +169,7 @@ func (p *browserPage) fatal(t *testing.T, what string, err error) {
 }
 
 // get runs one action that returns a value, within the bound.
-func get[T any](t *testing.T, p *browserPage, what string, a chromedp.Action[T]) T {
+func pageGet[T any](t *testing.T, p *browserPage, what string, a chromedp.Action[T]) T {
 	t.Helper()
 	ctx, cancel := p.bounded()
 	defer cancel()
@@ -181,21 +181,21 @@ func get[T any](t *testing.T, p *browserPage, what string, a chromedp.Action[T])
 }
 
 // eval evaluates a JavaScript expression, awaiting a promise.
-func eval[T any](t *testing.T, p *browserPage, expr string) T {
+func pageEval[T any](t *testing.T, p *browserPage, expr string) T {
 	t.Helper()
-	return get(t, p, "evaluate "+expr, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
+	return pageGet(t, p, "evaluate "+expr, chromedp.Evaluate[T](expr, chromedp.EvalAwaitPromise))
 }
 
 func (p *browserPage) text(t *testing.T, sel string) string {
 	t.Helper()
-	return get(t, p, "text of "+sel, chromedp.Text(sel))
+	return pageGet(t, p, "text of "+sel, chromedp.Text(sel))
 }
 
 // clean fails the test if the page reported a CSP violation, an error or
 // an exception.
 func (p *browserPage) clean(t *testing.T) {
 	t.Helper()
-	csp := eval[[]string](t, p, `window.__csp || []`)
+	csp := pageEval[[]string](t, p, `window.__csp || []`)
 	if len(csp) > 0 {
 		t.Errorf("CSP violations: %q", csp)
 	}
@@ -216,7 +216,7 @@ func (p *browserPage) forgotten(t *testing.T, secrets ...string) {
 		Storage  int    `json:"storage"`
 		Cookie   string `json:"cookie"`
 	}
-	state := eval[pageState](t, p, `import("/ui/api.js").then((api) => ({
+	state := pageEval[pageState](t, p, `import("/ui/api.js").then((api) => ({
 		signedIn: api.signedIn(),
 		html: document.documentElement.outerHTML + [...document.querySelectorAll("input")].map((i) => i.value).join("\n"),
 		storage: localStorage.length + sessionStorage.length,
@@ -247,7 +247,7 @@ func (p *browserPage) screenshot(t *testing.T, name string) {
 	if os.Getenv("UPDATE_SCREENSHOTS") != "1" {
 		return
 	}
-	png := get(t, p, "screenshot "+name, chromedp.CaptureScreenshot())
+	png := pageGet(t, p, "screenshot "+name, chromedp.CaptureScreenshot())
 	path := filepath.Join("..", "..", "docs", "screenshots", name+".png")
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -258,11 +258,11 @@ func (p *browserPage) screenshot(t *testing.T, name string) {
 }
 
 // setInput sets an input's value as typing would, with an input event.
-func setInput(sel, value string) chromedp.Action[chromedp.Void] {
+func consoleSetInput(sel, value string) chromedp.Action[chromedp.Void] {
 	return chromedp.Evaluate[chromedp.Void](fmt.Sprintf(`(() => { const e = document.querySelector(%q); e.value = %q; e.dispatchEvent(new Event("input", {bubbles: true})); })()`, sel, value))
 }
 
-func putSecret(t *testing.T, base, key, name, body string) {
+func consolePut(t *testing.T, base, key, name, body string) {
 	t.Helper()
 	if status, _, resp := do(t, "PUT", base+"/api/demo/secrets/"+name, key, body); status != http.StatusNoContent {
 		t.Fatalf("PUT %s = %d %s", name, status, resp)
@@ -272,10 +272,10 @@ func putSecret(t *testing.T, base, key, name, body string) {
 // badges returns each listed key's badge text.
 func (p *browserPage) badges(t *testing.T) map[string]string {
 	t.Helper()
-	return eval[map[string]string](t, p, `Object.fromEntries([...document.querySelectorAll("#secrets tbody tr")].map((r) => [r.dataset.key, r.querySelector(".badge").textContent]))`)
+	return pageEval[map[string]string](t, p, `Object.fromEntries([...document.querySelectorAll("#secrets tbody tr")].map((r) => [r.dataset.key, r.querySelector(".badge").textContent]))`)
 }
 
-func row(key string) string { return `#secrets tbody tr[data-key="` + key + `"]` }
+func rowSel(key string) string { return `#secrets tbody tr[data-key="` + key + `"]` }
 
 // revealedValue selects the revealed value of key.
 func revealedValue(key string) string {
@@ -291,18 +291,18 @@ func TestConsole_APIKey(t *testing.T) {
 	srv := startServer(t, dataDir, newMasterKey(t), "--ui-reveal-timeout", "2s")
 	key := createKey(t, dataDir, "demo", "Secret.Read", "Secret.Write")
 	now := time.Now().UTC()
-	putSecret(t, srv.base, key, "db-password", `{"value":"hunter2-open"}`)
-	putSecret(t, srv.base, key, "old-token", `{"value":"v-expired","options":{"expiresOn":"2020-01-01T00:00:00Z"}}`)
-	putSecret(t, srv.base, key, "next-cert", `{"value":"v-future","options":{"notBefore":"2099-01-01T00:00:00Z"}}`)
-	putSecret(t, srv.base, key, "api-token", fmt.Sprintf(`{"value":"tok-3-days","options":{"expiresOn":%q}}`, now.Add(72*time.Hour).Format(time.RFC3339)))
-	putSecret(t, srv.base, key, "tls-key", fmt.Sprintf(`{"value":"v-20-days","options":{"expiresOn":%q}}`, now.Add(20*24*time.Hour).Format(time.RFC3339)))
+	consolePut(t, srv.base, key, "db-password", `{"value":"hunter2-open"}`)
+	consolePut(t, srv.base, key, "old-token", `{"value":"v-expired","options":{"expiresOn":"2020-01-01T00:00:00Z"}}`)
+	consolePut(t, srv.base, key, "next-cert", `{"value":"v-future","options":{"notBefore":"2099-01-01T00:00:00Z"}}`)
+	consolePut(t, srv.base, key, "api-token", fmt.Sprintf(`{"value":"tok-3-days","options":{"expiresOn":%q}}`, now.Add(72*time.Hour).Format(time.RFC3339)))
+	consolePut(t, srv.base, key, "tls-key", fmt.Sprintf(`{"value":"v-20-days","options":{"expiresOn":%q}}`, now.Add(20*24*time.Hour).Format(time.RFC3339)))
 
 	p := newBrowser(t, srv.base)
 	p.run(t, "sign in with the API key, by keyboard",
 		chromedp.Navigate(srv.base+"/ui/"),
 		chromedp.WaitVisible("#apikey:focus"),
 		chromedp.SendKeys("#apikey", key+"\r"),
-		chromedp.WaitVisible(row("db-password")),
+		chromedp.WaitVisible(rowSel("db-password")),
 	)
 	if got, want := p.badges(t), map[string]string{
 		"api-token":   "Expires within 7 days",
@@ -319,20 +319,20 @@ func TestConsole_APIKey(t *testing.T) {
 	}
 	p.screenshot(t, "console-list")
 
-	p.run(t, "filter", chromedp.SendKeys("#filter", "token"), chromedp.WaitNotPresent(row("db-password")))
+	p.run(t, "filter", chromedp.SendKeys("#filter", "token"), chromedp.WaitNotPresent(rowSel("db-password")))
 	text = p.text(t, "#count")
 	if got := p.badges(t); len(got) != 2 || got["api-token"] == "" || got["old-token"] == "" || text != "2 of 5 secrets in demo match" {
 		t.Errorf("filtered by token: %v, count %q; want api-token and old-token, 2 of 5", got, text)
 	}
-	p.run(t, "clear the filter", setInput("#filter", ""), chromedp.WaitVisible(row("db-password")))
+	p.run(t, "clear the filter", consoleSetInput("#filter", ""), chromedp.WaitVisible(rowSel("db-password")))
 
 	// Nothing has fetched a value yet.
-	html := get(t, p, "page", chromedp.OuterHTML("html"))
+	html := pageGet(t, p, "page", chromedp.OuterHTML("html"))
 	p.noneInPage(t, html, "hunter2-open", "v-expired", "v-future", "tok-3-days", "v-20-days")
 
 	// Reveal, then the value goes by itself after --ui-reveal-timeout.
 	p.run(t, "reveal",
-		chromedp.Click(row("db-password")+" button.reveal"),
+		chromedp.Click(rowSel("db-password")+" button.reveal"),
 		chromedp.WaitVisible(revealedValue("db-password")),
 	)
 	if text = p.text(t, revealedValue("db-password")); text != "hunter2-open" {
@@ -344,27 +344,27 @@ func TestConsole_APIKey(t *testing.T) {
 
 	// Reveal and hide by hand.
 	p.run(t, "reveal and hide",
-		chromedp.Click(row("next-cert")+" button.reveal"), // outside its window: not readable
+		chromedp.Click(rowSel("next-cert")+" button.reveal"), // outside its window: not readable
 		chromedp.WaitVisible(`#status`),
-		chromedp.Click(row("db-password")+" button.reveal"),
+		chromedp.Click(rowSel("db-password")+" button.reveal"),
 		chromedp.WaitVisible(revealedValue("db-password")),
-		chromedp.Click(row("db-password")+" button.reveal"),
+		chromedp.Click(rowSel("db-password")+" button.reveal"),
 		chromedp.WaitNotPresent(revealedValue("db-password")),
 	)
 	p.forgottenValues(t, "hunter2-open")
 
 	// Filtering redraws the list: a revealed value does not survive it.
 	p.run(t, "reveal and filter",
-		chromedp.Click(row("db-password")+" button.reveal"),
+		chromedp.Click(rowSel("db-password")+" button.reveal"),
 		chromedp.WaitVisible(revealedValue("db-password")),
 		chromedp.SendKeys("#filter", "db"),
 		chromedp.WaitNotPresent(revealedValue("db-password")),
-		setInput("#filter", ""),
-		chromedp.WaitVisible(row("api-token")),
+		consoleSetInput("#filter", ""),
+		chromedp.WaitVisible(rowSel("api-token")),
 		// and Reveal reveals again, once.
-		chromedp.Click(row("db-password")+" button.reveal"),
+		chromedp.Click(rowSel("db-password")+" button.reveal"),
 		chromedp.WaitVisible(revealedValue("db-password")),
-		chromedp.Click(row("db-password")+" button.reveal"),
+		chromedp.Click(rowSel("db-password")+" button.reveal"),
 		chromedp.WaitNotPresent(revealedValue("db-password")),
 	)
 	p.forgottenValues(t, "hunter2-open")
@@ -383,10 +383,10 @@ func TestConsole_APIKey(t *testing.T) {
 		}
 	}
 	p.run(t, "copy",
-		chromedp.Click(row("api-token")+" button.copy"),
+		chromedp.Click(rowSel("api-token")+" button.copy"),
 		chromedp.Poll[chromedp.Void](`document.getElementById("status").textContent.startsWith("Copied api-token")`, chromedp.WithPollingTimeout(10*time.Second)),
 	)
-	clip := eval[string](t, p, `navigator.clipboard.readText()`)
+	clip := pageEval[string](t, p, `navigator.clipboard.readText()`)
 	if clip != "tok-3-days" {
 		t.Errorf("clipboard = %q, want tok-3-days", clip)
 	}
@@ -398,12 +398,12 @@ func TestConsole_APIKey(t *testing.T) {
 		chromedp.WaitVisible("#editor"),
 		chromedp.SendKeys("#f-key", "new-key"),
 		chromedp.SendKeys("#f-value", "brand-new-value"),
-		setInput("#f-expireson", "2099-01-01T01:00:00"),
+		consoleSetInput("#f-expireson", "2099-01-01T01:00:00"),
 	)
 	utcShown := p.text(t, "#f-expireson-utc")
 	p.run(t, "save",
 		chromedp.Click("#editor-save"),
-		chromedp.WaitVisible(row("new-key")),
+		chromedp.WaitVisible(rowSel("new-key")),
 		chromedp.WaitNotVisible("#editor"),
 	)
 	if utcShown != "2099-01-01 00:00:00 UTC" {
@@ -420,13 +420,13 @@ func TestConsole_APIKey(t *testing.T) {
 		chromedp.WaitVisible("#editor"),
 		chromedp.SendKeys("#f-key", "bad-window"),
 		chromedp.SendKeys("#f-value", "x"),
-		setInput("#f-notbefore", "2099-06-01T00:00:00"),
-		setInput("#f-expireson", "2099-01-01T00:00:00"),
+		consoleSetInput("#f-notbefore", "2099-06-01T00:00:00"),
+		consoleSetInput("#f-expireson", "2099-01-01T00:00:00"),
 		chromedp.Click("#editor-save"),
 		chromedp.WaitVisible("#err-expireson"),
 	)
 	fieldErr := p.text(t, "#err-expireson")
-	invalid := eval[string](t, p, `document.getElementById("f-expireson").getAttribute("aria-invalid")`)
+	invalid := pageEval[string](t, p, `document.getElementById("f-expireson").getAttribute("aria-invalid")`)
 	if fieldErr != "expiresOn must be after notBefore." || invalid != "true" {
 		t.Errorf("field error %q, aria-invalid %q; want the API's message on expiresOn", fieldErr, invalid)
 	}
@@ -438,13 +438,13 @@ func TestConsole_APIKey(t *testing.T) {
 
 	// Delete, behind a confirmation that names the key.
 	p.run(t, "delete",
-		chromedp.Click(row("new-key")+" button.delete"),
+		chromedp.Click(rowSel("new-key")+" button.delete"),
 		chromedp.WaitVisible("#confirm"),
 	)
 	confirm := p.text(t, "#confirm-text")
 	p.run(t, "confirm",
 		chromedp.Click("#confirm-delete"),
-		chromedp.WaitNotPresent(row("new-key")),
+		chromedp.WaitNotPresent(rowSel("new-key")),
 	)
 	if !strings.Contains(confirm, "new-key") {
 		t.Errorf("confirmation %q does not name the key", confirm)
@@ -454,12 +454,12 @@ func TestConsole_APIKey(t *testing.T) {
 	}
 
 	// Readable at 360 px: nothing wider than the screen.
-	p.run(t, "narrow", call(emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{Width: 360, Height: 740, DeviceScaleFactor: 1, Mobile: true}))
-	if width := eval[int](t, p, `document.documentElement.scrollWidth`); width > 360 {
+	p.run(t, "narrow", cdpCall(emulation.SetDeviceMetricsOverride, emulation.SetDeviceMetricsOverrideParams{Width: 360, Height: 740, DeviceScaleFactor: 1, Mobile: true}))
+	if width := pageEval[int](t, p, `document.documentElement.scrollWidth`); width > 360 {
 		t.Errorf("at 360 px the page is %d px wide", width)
 	}
 	p.screenshot(t, "console-narrow")
-	p.run(t, "wide again", call(emulation.ClearDeviceMetricsOverride, cdp.Empty{}))
+	p.run(t, "wide again", cdpCall(emulation.ClearDeviceMetricsOverride, cdp.Empty{}))
 
 	p.run(t, "sign out", chromedp.Click("#signout"), chromedp.WaitVisible("#apikey"))
 	p.forgotten(t, key, "hunter2-open", "tok-3-days", "brand-new-value", "db-password")
@@ -473,7 +473,7 @@ func (p *browserPage) forgottenValues(t *testing.T, values ...string) {
 		HTML    string `json:"html"`
 		Storage int    `json:"storage"`
 	}
-	state := eval[pageState](t, p, `({html: document.documentElement.outerHTML, storage: localStorage.length + sessionStorage.length})`)
+	state := pageEval[pageState](t, p, `({html: document.documentElement.outerHTML, storage: localStorage.length + sessionStorage.length})`)
 	if state.Storage != 0 {
 		t.Errorf("the page keeps %d storage items, want none", state.Storage)
 	}
@@ -485,15 +485,15 @@ func TestConsole_IdleTimeout(t *testing.T) {
 	dataDir := filepath.Join(t.TempDir(), "data")
 	srv := startServer(t, dataDir, newMasterKey(t), "--ui-idle-timeout", "2s")
 	key := createKey(t, dataDir, "demo", "Secret.Read", "Secret.Write")
-	putSecret(t, srv.base, key, "db-password", `{"value":"idle-value"}`)
+	consolePut(t, srv.base, key, "db-password", `{"value":"idle-value"}`)
 	p := newBrowser(t, srv.base)
 	p.run(t, "sign in and wait",
 		chromedp.Navigate(srv.base+"/ui/"),
 		chromedp.WaitVisible("#apikey"),
 		chromedp.SendKeys("#apikey", key),
 		chromedp.Click("#apikey-submit"),
-		chromedp.WaitVisible(row("db-password")),
-		chromedp.Click(row("db-password")+" button.reveal"),
+		chromedp.WaitVisible(rowSel("db-password")),
+		chromedp.Click(rowSel("db-password")+" button.reveal"),
 		chromedp.WaitVisible(revealedValue("db-password")),
 		// No input from here: the page signs itself out.
 		chromedp.WaitVisible("#apikey"),
@@ -642,7 +642,7 @@ func TestConsole_PKCE(t *testing.T) {
 	srv := startServer(t, dataDir, newMasterKey(t),
 		"--jwt-issuer", is.url(), "--jwt-audience", testAudience, "--ui-client-id", consoleClientID)
 	key := createKey(t, dataDir, "demo", "Secret.Read", "Secret.Write")
-	putSecret(t, srv.base, key, "db-password", `{"value":"pkce-value"}`)
+	consolePut(t, srv.base, key, "db-password", `{"value":"pkce-value"}`)
 	resp, err := http.Get(srv.base + "/ui/")
 	if err != nil {
 		t.Fatal(err)
@@ -661,8 +661,8 @@ func TestConsole_PKCE(t *testing.T) {
 		chromedp.WaitVisible("#count"),
 	)
 	who := p.text(t, "#whoami")
-	location := eval[string](t, p, `location.href`)
-	tenants := eval[string](t, p, `[...document.querySelectorAll("#tenant-select option")].map((o) => o.value).join(",")`)
+	location := pageEval[string](t, p, `location.href`)
+	tenants := pageEval[string](t, p, `[...document.querySelectorAll("#tenant-select option")].map((o) => o.value).join(",")`)
 	is.mu.Lock()
 	exchanged, refused := is.exchanged, is.refused
 	is.mu.Unlock()
@@ -678,8 +678,8 @@ func TestConsole_PKCE(t *testing.T) {
 	p.run(t, "open demo",
 		chromedp.SetValue("#tenant-select", "demo"),
 		chromedp.Evaluate[chromedp.Void](`document.getElementById("tenant-select").dispatchEvent(new Event("change"))`),
-		chromedp.WaitVisible(row("db-password")),
-		chromedp.Click(row("db-password")+" button.reveal"),
+		chromedp.WaitVisible(rowSel("db-password")),
+		chromedp.Click(rowSel("db-password")+" button.reveal"),
 		chromedp.WaitVisible(revealedValue("db-password")),
 	)
 	p.forgottenValues(t) // the PKCE verifier and state are gone from sessionStorage
