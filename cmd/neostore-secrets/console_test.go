@@ -414,6 +414,38 @@ func TestConsole_APIKey(t *testing.T) {
 		t.Errorf("attributes after create = %s, want new-key expiring 2099-01-01T00:00:00Z", attrs)
 	}
 
+	// Edit sets a new value and keeps the window it shows: createdOn stays.
+	before := attrs
+	p.run(t, "edit",
+		chromedp.Click(rowSel("new-key")+" button.edit"),
+		chromedp.WaitVisible("#editor"),
+	)
+	if got := pageEval[string](t, p, `document.getElementById("f-key").readOnly + " " + document.getElementById("f-expireson").value + " " + document.getElementById("f-value").value`); got != "true 2099-01-01T01:00 " { // the browser drops :00 seconds
+		t.Errorf("editor of new-key = %q, want a read-only key, its expiresOn in Paris time and no value", got)
+	}
+	p.run(t, "save the edit",
+		chromedp.SendKeys("#f-value", "edited-value"),
+		chromedp.Click("#editor-save"),
+		chromedp.WaitNotVisible("#editor"),
+	)
+	if status, _, v := do(t, "GET", srv.base+"/api/demo/secrets/new-key", key, ""); status != http.StatusOK || v != "edited-value" {
+		t.Errorf("after the edit GET = %d %q, want edited-value", status, v)
+	}
+	_, _, attrs = do(t, "GET", srv.base+"/api/demo/secret-attributes", key, "")
+	created := func(list string) string {
+		var as []struct{ Key, ExpiresOn, CreatedOn, UpdatedOn string }
+		json.Unmarshal([]byte(list), &as)
+		for _, a := range as {
+			if a.Key == "new-key" {
+				return a.ExpiresOn + " " + a.CreatedOn
+			}
+		}
+		return ""
+	}
+	if created(attrs) != created(before) || !strings.HasPrefix(created(attrs), "2099-01-01T00:00:00Z ") {
+		t.Errorf("after the edit new-key has expiresOn and createdOn %q, want %q as before", created(attrs), created(before))
+	}
+
 	// The API's validation error shows on its field.
 	p.run(t, "validation error",
 		chromedp.Click("#new-secret"),
