@@ -4,11 +4,15 @@ package main
 
 import (
 	"bufio"
+	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -594,4 +598,89 @@ func TestRun_Refusals(t *testing.T) {
 			noValues(t, "run's stderr", p.stderr.String(), "PLANTED")
 		})
 	}
+}
+
+// BenchmarkRun_50Secrets measures the time from starting `run --all` to its
+// child's start (and end: the child is `true`) with 50 secrets on a real
+// server, read with bounded parallelism; and, for comparison, one at a time.
+func BenchmarkRun_50Secrets(b *testing.B) {
+	base, key := benchServer(b)
+	for i := range 50 {
+		body := fmt.Sprintf(`{"value":"value-%02d-%s"}`, i, strings.Repeat("x", 32))
+		req, _ := http.NewRequest("PUT", fmt.Sprintf("%s/api/acme/secrets/secret-%02d", base, i), strings.NewReader(body))
+		req.Header.Set("X-API-KEY", key)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode != 204 {
+			b.Fatalf("PUT = %v %v", resp, err)
+		}
+		resp.Body.Close()
+	}
+	bin := programBinary(b)
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + b.TempDir(), "XDG_CACHE_HOME=" + b.TempDir(),
+		"NEOSTORE_ADDR=" + base, "NEOSTORE_TENANT=acme", "NEOSTORE_API_KEY=" + key}
+	for _, bc := range []struct {
+		name  string
+		flags []string
+	}{
+		{"Concurrency8", nil},
+		{"Concurrency8NoFallback", []string{"--no-fallback"}},
+		{"Concurrency1", []string{"--concurrency", "1"}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			args := append(append([]string{"run", "--all"}, bc.flags...), "--", "true")
+			for b.Loop() {
+				cmd := exec.Command(bin, args...)
+				cmd.Env = env
+				if out, err := cmd.CombinedOutput(); err != nil {
+					b.Fatalf("run: %v\n%s", err, out)
+				}
+			}
+		})
+	}
+}
+
+// benchServer runs serve in-process for a benchmark (the test helpers take
+// a *testing.T) and returns its base URL and an API key for tenant acme.
+func benchServer(b *testing.B) (base, key string) {
+	b.Helper()
+	dir := b.TempDir()
+	dataDir, masterKey := filepath.Join(dir, "data"), filepath.Join(dir, "master.key")
+	do := func(args ...string) string {
+		var stdout, stderr bytes.Buffer
+		if err := run(context.Background(), append([]string{"neostore-secrets"}, args...), env(nil), strings.NewReader(""), &stdout, &stderr); err != nil {
+			b.Fatalf("%v: %v\n%s", args, err, stderr.String())
+		}
+		return stdout.String()
+	}
+	do("keys", "init", "--out", masterKey)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"neostore-secrets", "serve", "--listen", addr, "--data", dataDir, "--master-key-file", masterKey, "--metrics-listen", "off", "--no-access-log"}, env(nil), strings.NewReader(""), io.Discard, io.Discard)
+	}()
+	b.Cleanup(func() { cancel(); <-done })
+	base = "http://" + addr
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		resp, err := http.Get(base + "/openapi.json")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			b.Fatal("server not ready after 20s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	key = strings.TrimSpace(do("apikey", "create", "--data", dataDir, "--tenant", "acme", "--scope", "Secret.Read", "--scope", "Secret.Write"))
+	return base, key
 }
