@@ -21,7 +21,8 @@ const (
 //
 // Danger: a cached value is served for up to TTL after it was changed,
 // deleted or expired on the server by someone else, and for as long as the
-// server stays unreachable after that. A 404, 401 or 403 answer drops the
+// server stays unreachable after that. A caller's deadline that runs out
+// before the server answers counts as a failed refresh. A 404, 401 or 403 answer drops the
 // value at once; Put and Delete through the same client drop it too. Values
 // are held in memory only, never written to disk.
 type CacheConfig struct {
@@ -60,12 +61,13 @@ type cache struct {
 	mu      sync.Mutex
 	lru     *list.List // of *cacheEntry, most recently used first
 	entries map[cacheKey]*list.Element
-	gen     uint64 // bumped by every forget, so a fetch that raced a Put does not store the old value
+	flights map[cacheKey]*flight // fetches under way
+	gen     uint64               // bumped by every forget, so a fetch that raced a Put does not store the old value
 }
 
 func newCache(cfg CacheConfig, now func() time.Time) (*cache, error) {
 	c := &cache{ttl: cfg.TTL, max: cfg.MaxEntries, onStale: cfg.OnStale, now: now,
-		lru: list.New(), entries: map[cacheKey]*list.Element{}}
+		lru: list.New(), entries: map[cacheKey]*list.Element{}, flights: map[cacheKey]*flight{}}
 	if c.ttl == 0 {
 		c.ttl = DefaultCacheTTL
 	}
@@ -76,30 +78,83 @@ func newCache(cfg CacheConfig, now func() time.Time) (*cache, error) {
 }
 
 // get returns a fresh cached value, or fetches one; when the fetch fails
-// temporarily and a stale value is held, it returns that and tells onStale.
-// Every returned slice is the caller's own copy.
+// temporarily (or the caller's deadline runs out first) and a stale value
+// is held, it returns that and tells onStale. Callers that miss the same
+// key while a fetch is under way wait for that one instead of asking too;
+// if its caller gives up, they ask for themselves. Every returned slice is
+// the caller's own copy.
 func (c *cache) get(ctx context.Context, tenant, key string, fetch func(ctx context.Context, tenant, key string) ([]byte, error)) ([]byte, error) {
 	k := cacheKey{tenant, key}
-	c.mu.Lock()
-	if el, ok := c.entries[k]; ok {
-		e := el.Value.(*cacheEntry)
-		if c.now().Sub(e.fetched) < c.ttl {
-			c.lru.MoveToFront(el)
-			v := clone(e.value)
-			c.mu.Unlock()
-			return v, nil
+	for {
+		c.mu.Lock()
+		if el, ok := c.entries[k]; ok {
+			e := el.Value.(*cacheEntry)
+			if c.now().Sub(e.fetched) < c.ttl {
+				c.lru.MoveToFront(el)
+				v := clone(e.value)
+				c.mu.Unlock()
+				return v, nil
+			}
 		}
-	}
-	gen := c.gen
-	c.mu.Unlock()
+		if f, ok := c.flights[k]; ok {
+			c.mu.Unlock()
+			select {
+			case <-f.done:
+			case <-ctx.Done():
+				return nil, &canceledError{op: "get", cause: ctx.Err()}
+			}
+			if errors.As(f.err, new(*canceledError)) {
+				continue // its caller gave up, which says nothing to this one
+			}
+			if f.err != nil {
+				return nil, f.err
+			}
+			return clone(f.value), nil
+		}
+		f := &flight{done: make(chan struct{})}
+		c.flights[k] = f
+		gen := c.gen
+		c.mu.Unlock()
 
-	v, err := fetch(ctx, tenant, key)
+		v, err := c.refresh(ctx, k, gen, fetch)
+		if err == nil {
+			f.value = clone(v)
+		}
+		f.err = err
+		c.mu.Lock()
+		delete(c.flights, k)
+		c.mu.Unlock()
+		close(f.done)
+		return v, err
+	}
+}
+
+// flight is a fetch other callers of the same key wait for. value and err
+// are written before done is closed and only read after.
+type flight struct {
+	done  chan struct{}
+	value []byte
+	err   error
+}
+
+// refresh asks the server for k and keeps the answer, or falls back on the
+// stale value.
+func (c *cache) refresh(ctx context.Context, k cacheKey, gen uint64, fetch func(ctx context.Context, tenant, key string) ([]byte, error)) ([]byte, error) {
+	v, err := fetch(ctx, k.tenant, k.key)
 	if err == nil {
 		c.store(k, v, gen)
 		return v, nil
 	}
-	if !Temporary(err) {
-		c.forget(tenant, key)
+	var ended *canceledError
+	if errors.As(err, &ended) {
+		// The caller's context ended: that says nothing about the secret,
+		// so the value stays. A deadline that ran out while the server did
+		// not answer is an outage like a refused connection.
+		if !errors.Is(ended.cause, context.DeadlineExceeded) {
+			return nil, err
+		}
+	} else if !Temporary(err) {
+		c.forget(k.tenant, k.key)
 		return nil, err
 	}
 	c.mu.Lock()
@@ -112,7 +167,7 @@ func (c *cache) get(ctx context.Context, tenant, key string, fetch func(ctx cont
 	stale := clone(el.Value.(*cacheEntry).value)
 	c.mu.Unlock()
 	if c.onStale != nil {
-		c.onStale(tenant, key, err)
+		c.onStale(k.tenant, k.key, err)
 	}
 	return stale, nil
 }

@@ -33,6 +33,7 @@ type Client struct {
 	timeout   time.Duration
 	retry     retryPolicy
 	cache     *cache // nil without WithCache
+	sleep     func(ctx context.Context, d time.Duration) bool
 }
 
 type options struct {
@@ -213,6 +214,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 		userAgent: o.userAgent,
 		timeout:   o.timeout,
 		retry:     retryPolicy{max: o.retries, base: 200 * time.Millisecond, cap: 10 * time.Second, now: o.now},
+		sleep:     sleep,
 	}
 	switch {
 	case o.apiKey != "":

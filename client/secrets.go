@@ -3,6 +3,8 @@ package client
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -125,6 +127,20 @@ func rfc3339(t time.Time) string {
 	return t.UTC().Format(time.RFC3339Nano)
 }
 
+// untrusted reports whether err is the server's certificate failing
+// verification, or a server that does not speak TLS.
+func untrusted(err error) bool {
+	var (
+		verify   *tls.CertificateVerificationError
+		header   tls.RecordHeaderError
+		unknown  x509.UnknownAuthorityError
+		hostname x509.HostnameError
+		invalid  x509.CertificateInvalidError
+	)
+	return errors.As(err, &verify) || errors.As(err, &header) || errors.As(err, &unknown) ||
+		errors.As(err, &hostname) || errors.As(err, &invalid)
+}
+
 // do sends the request with retries and returns the body of an answer with
 // status want. Every operation of the API is idempotent, so every one is
 // retried on connection failures, 429 and 503.
@@ -149,7 +165,7 @@ func (c *Client) do(ctx context.Context, op, method, path, accept string, body [
 		if deadline, has := ctx.Deadline(); has && c.retry.now().Add(wait).After(deadline) {
 			return nil, err // the wait would outlast the caller: fail now
 		}
-		if !sleep(ctx, wait) {
+		if !c.sleep(ctx, wait) {
 			return nil, &canceledError{op: op, cause: ctx.Err(), last: last}
 		}
 	}
@@ -183,6 +199,11 @@ func (c *Client) attempt(ctx context.Context, op, method, path, accept string, b
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if untrusted(err) {
+			// Not a failure to reach the server, and asking again will
+			// not make its certificate trusted.
+			return nil, fmt.Errorf("neostore: %s: %w", op, err)
+		}
 		return nil, &connError{op: op, err: err}
 	}
 	defer resp.Body.Close()
