@@ -48,6 +48,7 @@ Reads secrets of a tenant and runs COMMAND with them as environment variables
   --fallback-only      start from the snapshot without asking the server
   --no-fallback        neither write nor use a snapshot
   --concurrency N      secrets read at once (default 8)
+  --fetch-timeout D    the bound on one read of all the secrets, retries included (default 15s)
 
 Connection: --addr (NEOSTORE_ADDR, default ` + defaultAddr + `), --tenant (NEOSTORE_TENANT),
 --cacert; the credential from NEOSTORE_API_KEY, NEOSTORE_TOKEN or --api-key-file.
@@ -80,6 +81,7 @@ type runConfig struct {
 	fallbackOnly bool
 	noFallback   bool
 	concurrency  int
+	fetchTimeout time.Duration
 	command      []string
 }
 
@@ -104,6 +106,7 @@ func parseRunArgs(args []string, getenv func(string) string, stderr io.Writer) (
 	fs.BoolVar(&c.fallbackOnly, "fallback-only", false, "start from the snapshot, without the server")
 	fs.BoolVar(&c.noFallback, "no-fallback", false, "neither write nor use a snapshot")
 	fs.IntVar(&c.concurrency, "concurrency", 8, "secrets read at once")
+	fs.DurationVar(&c.fetchTimeout, "fetch-timeout", 15*time.Second, "the bound on one read of all the secrets, retries included")
 	// The flags end at "--" or at the first argument that is not one; the
 	// rest is the command, whose own flags are not ours to parse.
 	if _, err := parseArgs(fs, nil, getenv); err != nil {
@@ -127,8 +130,8 @@ func parseRunArgs(args []string, getenv func(string) string, stderr io.Writer) (
 		return nil, usageError("run: --watch-signal needs --watch")
 	case c.watchSignal != "" && c.mount == "":
 		return nil, usageError("run: --watch-signal needs --mount: a running process's environment cannot change, so it can only reload from the file")
-	case c.watch < 0 || c.grace <= 0 || c.fallbackAge <= 0:
-		return nil, usageError("run: --watch, --grace and --fallback-max-age must be positive")
+	case c.watch < 0 || c.grace <= 0 || c.fallbackAge <= 0 || c.fetchTimeout <= 0:
+		return nil, usageError("run: --watch, --grace, --fallback-max-age and --fetch-timeout must be positive")
 	case c.fallbackOnly && c.noFallback:
 		return nil, usageError("run: --fallback-only and --no-fallback exclude each other")
 	case c.fallbackOnly && c.watch != 0:
@@ -290,8 +293,14 @@ type runner struct {
 // snapshot. A refused credential removes the snapshot.
 func (r *runner) fetch(ctx context.Context) (map[string][]byte, error) {
 	at := r.now()
-	values, skipped, err := fetchSecrets(ctx, r.client, r.c.remote.Tenant, r.sel, r.c.concurrency)
+	fctx, cancel := context.WithTimeout(ctx, r.c.fetchTimeout)
+	defer cancel()
+	values, skipped, err := fetchSecrets(fctx, r.client, r.c.remote.Tenant, r.sel, r.c.concurrency)
 	if err != nil {
+		if ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			// The server took longer than --fetch-timeout: as good as unreachable.
+			return nil, &unanswered{err: err, limit: r.c.fetchTimeout}
+		}
 		if r.fallback != nil && (errors.Is(err, client.ErrUnauthenticated) || errors.Is(err, client.ErrForbidden)) {
 			r.fallback.forget()
 		}
@@ -324,7 +333,8 @@ func (r *runner) initial(ctx context.Context) (map[string][]byte, error) {
 	if err == nil {
 		return values, nil
 	}
-	if r.fallback == nil || !client.Temporary(err) || ctx.Err() != nil {
+	var slow *unanswered
+	if r.fallback == nil || !(client.Temporary(err) || errors.As(err, &slow)) || ctx.Err() != nil {
 		return nil, remoteError(err)
 	}
 	values, at, ferr := r.fallback.load(r.sel)
@@ -435,6 +445,17 @@ func (r *runner) watch(ctx context.Context, current map[string][]byte, environ [
 		}
 	}
 }
+
+// unanswered is a read of the secrets that --fetch-timeout cut short.
+type unanswered struct {
+	err   error
+	limit time.Duration
+}
+
+func (e *unanswered) Error() string {
+	return fmt.Sprintf("no answer within --fetch-timeout %s: %v", e.limit, e.err)
+}
+func (e *unanswered) Unwrap() error { return e.err }
 
 // runCredential is the credential remoteConfig.client found (it has
 // checked that exactly one is given), which seals the offline snapshot.

@@ -535,6 +535,31 @@ func TestRun_Fallback(t *testing.T) {
 			t.Errorf("run --no-fallback with the server down = %d %q, want a failure\n%s", code, lines, stderr)
 		}
 	})
+	t.Run("HangingServer", func(t *testing.T) {
+		// Something on the server's address accepts connections and never answers.
+		ln, err := net.Listen("tcp", strings.TrimPrefix(srv.base, "http://"))
+		if err != nil {
+			t.Skipf("the server's port was taken meanwhile: %v", err)
+		}
+		defer ln.Close()
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c.Close()
+			}
+		}()
+		start := time.Now()
+		code, lines, stderr := runFB(t, runEnv(t, srv, key), "--fetch-timeout", "1s")
+		if code != 0 || len(lines) != 1 || !strings.Contains(stderr, "no answer within --fetch-timeout 1s") {
+			t.Errorf("run against a hanging server = %d %q, want a start from the snapshot\n%s", code, lines, stderr)
+		}
+		if took := time.Since(start); took > 10*time.Second {
+			t.Errorf("the fallback took %v with --fetch-timeout 1s", took)
+		}
+	})
 }
 
 func TestRun_RevokedKeyGetsNoFallback(t *testing.T) {
