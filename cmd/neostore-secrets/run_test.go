@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/neostore/neostore-secrets/secretenv"
 )
 
@@ -708,4 +710,97 @@ func benchServer(b *testing.B) (base, key string) {
 	}
 	key = strings.TrimSpace(do("apikey", "create", "--data", dataDir, "--tenant", "acme", "--scope", "Secret.Read", "--scope", "Secret.Write"))
 	return base, key
+}
+
+// TestRun_TerminalCtrlCNotDoubled runs run as the foreground process group
+// of a terminal (a pty of the test's own): a Ctrl-C typed there reaches
+// run and its child at once, and run must not forward it a second time,
+// while a signal sent to run alone is still forwarded.
+func TestRun_TerminalCtrlCNotDoubled(t *testing.T) {
+	srv, _, key := runServer(t)
+	putSecret(t, srv, key, "s", "v")
+	master, tty := openPTY(t)
+	script := `trap 'n=$((n+1)); echo "INT $n"' INT; trap 'echo "USR1 after $n INT"; exit 5' USR1; echo ready; while :; do sleep 1000 & wait $!; done`
+	cmd := exec.Command(programBinary(t), "run", "--key", "s", "--", "sh", "-c", script)
+	cmd.Env = runEnv(t, srv, key)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0} // the pty is stdin, fd 0 in the child
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tty.Close()
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); <-done })
+	lines := make(chan string, 64)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(master)
+		for sc.Scan() {
+			// The terminal echoes the Ctrl-C as ^C before the child's output.
+			lines <- strings.TrimPrefix(strings.TrimRight(sc.Text(), "\r"), "^C")
+		}
+	}()
+	var seen []string
+	waitFor := func(want string) {
+		t.Helper()
+		timeout := time.After(limit)
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("the terminal closed before %q; lines %q", want, seen)
+				}
+				seen = append(seen, l)
+				if strings.HasPrefix(l, "USR1") && want != l {
+					t.Fatalf("got %q, want %q (lines %q)", l, want, seen)
+				}
+				if l == want {
+					return
+				}
+			case <-timeout:
+				t.Fatalf("no %q within %v; lines %q", want, limit, seen)
+			}
+		}
+	}
+	waitFor("ready")
+	if _, err := master.Write([]byte{0x03}); err != nil { // Ctrl-C
+		t.Fatal(err)
+	}
+	waitFor("INT 1")
+	if err := cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("USR1 after 1 INT")
+	select {
+	case <-done:
+	case <-time.After(limit):
+		t.Fatalf("run did not exit")
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 5 {
+		t.Errorf("exit code %d, want the child's 5", code)
+	}
+}
+
+// openPTY opens a new pseudo-terminal and returns its master and its tty.
+func openPTY(t *testing.T) (master, tty *os.File) {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	t.Cleanup(func() { master.Close() })
+	fd := int(master.Fd())
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		t.Skipf("unlock pty: %v", err)
+	}
+	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	if err != nil {
+		t.Skipf("pty number: %v", err)
+	}
+	tty, err = os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("open tty: %v", err)
+	}
+	return master, tty
 }
