@@ -149,5 +149,9 @@ func terminalSentIt(sig os.Signal) bool {
 	}
 	defer tty.Close()
 	fg, err := unix.IoctlGetInt(int(tty.Fd()), unix.TIOCGPGRP)
-	return err == nil && fg == unix.Getpgrp()
+	if err != nil {
+		return false
+	}
+	own, err := unix.Getpgid(0)
+	return err == nil && fg == own
 }
