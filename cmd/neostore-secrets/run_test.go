@@ -23,6 +23,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/neostore/neostore-secrets/offline"
 	"github.com/neostore/neostore-secrets/secretenv"
 )
 
@@ -537,6 +538,21 @@ func TestRun_Fallback(t *testing.T) {
 			t.Errorf("run --no-fallback with the server down = %d %q, want a failure\n%s", code, lines, stderr)
 		}
 	})
+	t.Run("ServerAnswers500", func(t *testing.T) {
+		ln, err := net.Listen("tcp", strings.TrimPrefix(srv.base, "http://"))
+		if err != nil {
+			t.Skipf("the server's port was taken meanwhile: %v", err)
+		}
+		failing := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(http.StatusInternalServerError)
+		})}
+		go failing.Serve(ln)
+		defer failing.Close()
+		code, lines, stderr := runFB(t, runEnv(t, srv, key))
+		if code != 0 || len(lines) != 1 || !strings.Contains(stderr, "500") {
+			t.Errorf("run against a server answering 500 = %d %q, want a start from the snapshot\n%s", code, lines, stderr)
+		}
+	})
 	t.Run("HangingServer", func(t *testing.T) {
 		// Something on the server's address accepts connections and never answers.
 		ln, err := net.Listen("tcp", strings.TrimPrefix(srv.base, "http://"))
@@ -591,6 +607,30 @@ func TestRun_RevokedKeyGetsNoFallback(t *testing.T) {
 	if _, err := os.Stat(snapshot); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("the revoked key's snapshot is still there: %v", err)
 	}
+
+	t.Run("Forbidden", func(t *testing.T) {
+		// A key without Secret.Read gets 403; a snapshot sealed with it
+		// (planted: the key could never have read one) is not used, and goes.
+		writeOnly := createKey(t, dataDir, "acme", "Secret.Write")
+		planted := filepath.Join(t.TempDir(), "snap")
+		data, err := offline.Seal([]byte(writeOnly), offline.Binding{Address: srv.base, Tenant: "acme"}, offline.Contents{
+			FetchedAt: time.Now(), Values: map[string][]byte{"rv": []byte("PLANTED-forbidden")},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(planted, data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		p := startRun(t, runEnv(t, srv, writeOnly), "--key", "rv", "--fallback", planted, "--", "sh", "-c", `echo "got $RV"`)
+		code, lines := p.output(t, limit)
+		if code != exitRefused || len(lines) != 0 || !strings.Contains(p.stderr.String(), "403") {
+			t.Errorf("run with a key that may not read = %d %q, want %d and no child\n%s", code, lines, exitRefused, p.stderr)
+		}
+		if _, err := os.Stat(planted); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("the snapshot is still there after a 403: %v", err)
+		}
+	})
 }
 
 func TestRun_Refusals(t *testing.T) {
