@@ -197,11 +197,14 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, envi
 			return usageError("run: %v", err)
 		}
 	}
-	cl, err := c.remote.client(getenv, cliUserAgent)
+	cred, err := c.remote.credential(getenv)
 	if err != nil {
 		return err
 	}
-	credential := runCredential(c.remote, getenv)
+	cl, err := c.remote.client(cred, cliUserAgent)
+	if err != nil {
+		return err
+	}
 	var fb *fallback
 	if !c.noFallback {
 		path := c.fallbackFile
@@ -213,7 +216,7 @@ func runRun(ctx context.Context, args []string, getenv func(string) string, envi
 			}
 			path = offline.DefaultPath(dir, binding, sel.String())
 		}
-		fb = &fallback{path: path, binding: binding, credential: credential, maxAge: c.fallbackAge, now: time.Now}
+		fb = &fallback{path: path, binding: binding, credential: []byte(cred.secret), maxAge: c.fallbackAge, now: time.Now}
 	}
 	r := &runner{c: c, client: cl, sel: sel, explicit: explicit, fallback: fb, stderr: stderr, now: time.Now}
 
@@ -456,19 +459,6 @@ func (e *unanswered) Error() string {
 	return fmt.Sprintf("no answer within --fetch-timeout %s: %v", e.limit, e.err)
 }
 func (e *unanswered) Unwrap() error { return e.err }
-
-// runCredential is the credential remoteConfig.client found (it has
-// checked that exactly one is given), which seals the offline snapshot.
-func runCredential(rc remoteConfig, getenv func(string) string) []byte {
-	if k := getenv("NEOSTORE_API_KEY"); k != "" {
-		return []byte(k)
-	}
-	if t := getenv("NEOSTORE_TOKEN"); t != "" {
-		return []byte(t)
-	}
-	b, _ := os.ReadFile(rc.APIKeyFile)
-	return []byte(strings.TrimSpace(string(b)))
-}
 
 func keysOf(values map[string][]byte) []string {
 	return slices.Collect(maps.Keys(values))
