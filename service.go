@@ -55,9 +55,10 @@ func (s *SecretService) Get(ctx context.Context, tenant, key string) ([]byte, er
 var errNotFound = Errorf(ENOTFOUND, "Secret not found.")
 
 // Put seals value and stores it with its validity window, replacing value
-// and window of any previous secret under the same key. It returns EINVALID
-// for an invalid tenant id, key name, empty value or empty window.
-func (s *SecretService) Put(ctx context.Context, tenant, key string, value []byte, validity Validity) error {
+// and window of any previous secret under the same key, and commits c's
+// records with it (SecretStore.PutSecret). It returns EINVALID for an
+// invalid tenant id, key name, empty value or empty window.
+func (s *SecretService) Put(ctx context.Context, tenant, key string, value []byte, validity Validity, c Change) error {
 	if err := validateNames(tenant, key); err != nil {
 		return err
 	}
@@ -71,15 +72,16 @@ func (s *SecretService) Put(ctx context.Context, tenant, key string, value []byt
 	if err != nil {
 		return err
 	}
-	return s.store.PutSecret(ctx, tenant, key, SealedSecret{Ciphertext: ciphertext, Validity: validity})
+	return s.store.PutSecret(ctx, tenant, key, SealedSecret{Ciphertext: ciphertext, Validity: validity}, c)
 }
 
-// Delete removes tenant's secret key; removing an absent secret succeeds.
-func (s *SecretService) Delete(ctx context.Context, tenant, key string) error {
+// Delete removes tenant's secret key, committing c's records with the
+// deletion; removing an absent secret succeeds.
+func (s *SecretService) Delete(ctx context.Context, tenant, key string, c Change) error {
 	if err := validateNames(tenant, key); err != nil {
 		return err
 	}
-	return s.store.DeleteSecret(ctx, tenant, key)
+	return s.store.DeleteSecret(ctx, tenant, key, c)
 }
 
 // List returns every key name stored for tenant, in ordinal byte order,

@@ -119,14 +119,6 @@ type CheckpointStore interface {
 	LoadCheckpoint(ctx context.Context, node string) (seq uint64, hash []byte, found bool, err error)
 }
 
-// Journal reads back the audit entries a store committed with its changes
-// (neostore.AuditEntry).
-type Journal interface {
-	// JournaledLines returns node's journaled lines with a sequence number
-	// above after, in order of sequence number.
-	JournaledLines(ctx context.Context, node string, after uint64) ([][]byte, error)
-}
-
 // Checkpoint is a point a node's chain is known to have reached.
 type Checkpoint struct {
 	Node string
@@ -178,15 +170,15 @@ type Config struct {
 	// default DefaultStallTimeout. It bounds every Audit call without a
 	// timer per call.
 	StallTimeout time.Duration
-	// Journal, when set, makes the trail a neostore.ChangeAuditor under
-	// WriteSync: the record of a change is not fsync'd before AuditChange
-	// returns, because the store commits a copy with the change (see
-	// neostore.AuditEntry); the trail fsyncs it within ReadSyncDelay like a
-	// read's. On Open, journaled lines the sink lost (an OS crash before
+	// Journal, the store's neostore.Store.ChangeJournal, when set makes
+	// the trail a neostore.ChangeAuditor under WriteSync: the record of a
+	// change is not fsync'd before AuditChange returns, because the store
+	// commits a copy with the change (neostore.Change); the trail fsyncs it
+	// within ReadSyncDelay like a read's. On Open, journaled lines the sink lost (an OS crash before
 	// that fsync) are written back. It needs a Tailer sink that refuses
 	// every record after a failed Sync (FileSink), and the store that
 	// journals must drop entries as checkpoints are saved.
-	Journal Journal
+	Journal neostore.ChangeJournal
 	// Now stamps records whose Time is zero; default time.Now.
 	Now func() time.Time
 	// Logger receives sink failures and chain resumption warnings; default
@@ -206,7 +198,7 @@ type Trail struct {
 	log        *slog.Logger
 	ckStore    CheckpointStore
 	ckEvery    time.Duration
-	journal    Journal
+	journal    neostore.ChangeJournal
 
 	mu     sync.RWMutex // held for reading while sending on queue
 	closed bool

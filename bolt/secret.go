@@ -24,13 +24,14 @@ func (s *Store) GetSecret(ctx context.Context, tenant, key string) (neostore.Sea
 }
 
 // PutSecret stores sec under tenant and key, replacing value and validity of
-// any previous secret. Concurrent puts and deletes share one commit; a nil
-// return means the write was fsync'd.
-func (s *Store) PutSecret(ctx context.Context, tenant, key string, sec neostore.SealedSecret) error {
+// any previous secret, and journals c's audit entry in the same
+// transaction. Concurrent puts and deletes share one commit; a nil return
+// means the write was fsync'd.
+func (s *Store) PutSecret(ctx context.Context, tenant, key string, sec neostore.SealedSecret, c neostore.Change) error {
 	// Encoded once, outside the batch function, which bbolt may run twice.
 	// The fresh buffer also means the caller's slice is never stored.
 	rec := encodeSecret(sec)
-	if err := s.batch(ctx, func(tx *bbolt.Tx) error {
+	if err := s.batchChange(ctx, c, func(tx *bbolt.Tx) error {
 		return putSecret(tx, tenant, key, rec)
 	}); err != nil {
 		return fmt.Errorf("bolt: put secret: %w", err)
@@ -38,10 +39,11 @@ func (s *Store) PutSecret(ctx context.Context, tenant, key string, sec neostore.
 	return nil
 }
 
-// DeleteSecret removes the secret under tenant and key; removing an absent
-// one succeeds. A nil return means the deletion was fsync'd.
-func (s *Store) DeleteSecret(ctx context.Context, tenant, key string) error {
-	if err := s.batch(ctx, func(tx *bbolt.Tx) error {
+// DeleteSecret removes the secret under tenant and key, journaling c's
+// audit entry with it; removing an absent one succeeds. A nil return means
+// the deletion was fsync'd.
+func (s *Store) DeleteSecret(ctx context.Context, tenant, key string, c neostore.Change) error {
+	if err := s.batchChange(ctx, c, func(tx *bbolt.Tx) error {
 		return deleteSecret(tx, tenant, key)
 	}); err != nil {
 		return fmt.Errorf("bolt: delete secret: %w", err)

@@ -87,7 +87,7 @@ func (s *memStore) GetSecret(ctx context.Context, tenant, key string) (neostore.
 	return sec, nil
 }
 
-func (s *memStore) PutSecret(ctx context.Context, tenant, key string, sec neostore.SealedSecret) error {
+func (s *memStore) PutSecret(ctx context.Context, tenant, key string, sec neostore.SealedSecret, _ neostore.Change) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sec.Ciphertext = bytes.Clone(sec.Ciphertext)
@@ -95,7 +95,7 @@ func (s *memStore) PutSecret(ctx context.Context, tenant, key string, sec neosto
 	return nil
 }
 
-func (s *memStore) DeleteSecret(ctx context.Context, tenant, key string) error {
+func (s *memStore) DeleteSecret(ctx context.Context, tenant, key string, _ neostore.Change) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.secrets, tenant+"/"+key)
@@ -195,7 +195,7 @@ func primaryID(t *testing.T, m *Master) uint32 {
 
 func mustPut(t *testing.T, n *node, tenant, key, value string) {
 	t.Helper()
-	if err := n.secrets.Put(t.Context(), tenant, key, []byte(value), neostore.Validity{}); err != nil {
+	if err := n.secrets.Put(t.Context(), tenant, key, []byte(value), neostore.Validity{}, neostore.Change{}); err != nil {
 		t.Fatalf("Put(%s/%s): %v", tenant, key, err)
 	}
 }
@@ -640,7 +640,7 @@ func TestRotator_RotateTenantKey(t *testing.T) {
 					default:
 					}
 					key, want := fmt.Sprintf("w%d-%d", w, i%5), fmt.Sprintf("v%d-%d", w, i)
-					if err := n.secrets.Put(ctx, "acme", key, []byte(want), neostore.Validity{}); err != nil {
+					if err := n.secrets.Put(ctx, "acme", key, []byte(want), neostore.Validity{}, neostore.Change{}); err != nil {
 						failures.Add(1)
 						t.Errorf("writer %d: Put: %v", w, err)
 						return
@@ -652,7 +652,7 @@ func TestRotator_RotateTenantKey(t *testing.T) {
 						return
 					}
 					if i%7 == 6 {
-						if err := n.secrets.Delete(ctx, "acme", key); err != nil {
+						if err := n.secrets.Delete(ctx, "acme", key, neostore.Change{}); err != nil {
 							t.Errorf("writer %d: Delete: %v", w, err)
 						}
 					}
@@ -714,7 +714,7 @@ func TestRotator_RotateTenantKey(t *testing.T) {
 		}
 		store.onReplaceTenantKey = func(count int) {
 			if count == 2 { // the removal of the old key
-				store.PutSecret(ctx, "acme", "late", neostore.SealedSecret{Ciphertext: late})
+				store.PutSecret(ctx, "acme", "late", neostore.SealedSecret{Ciphertext: late}, neostore.Change{})
 			}
 		}
 		rep, err := n.rotator.RotateTenantKey(ctx, "acme", 0)
@@ -744,7 +744,7 @@ func TestRotator_RotateTenantKey(t *testing.T) {
 			case "k":
 				mustPut(t, n, "acme", "k", "client value")
 			case "gone":
-				n.secrets.Delete(ctx, "acme", "gone")
+				n.secrets.Delete(ctx, "acme", "gone", neostore.Change{})
 			}
 		}
 		rep, err := n.rotator.RotateTenantKey(ctx, "acme", 0)
@@ -765,7 +765,7 @@ func TestRotator_RotateTenantKey(t *testing.T) {
 		store := newMemStore()
 		n := newNode(t, newKeyFile(t), store)
 		mustPut(t, n, "acme", "k", "v")
-		store.PutSecret(ctx, "acme", "bad", neostore.SealedSecret{Ciphertext: []byte("not a ciphertext")})
+		store.PutSecret(ctx, "acme", "bad", neostore.SealedSecret{Ciphertext: []byte("not a ciphertext")}, neostore.Change{})
 		_, err := n.rotator.RotateTenantKey(ctx, "acme", 0)
 		wantCode(t, "RotateTenantKey with a damaged secret", err, neostore.ECONFLICT)
 		if ids := tenantKeyIDs(t, n.master, store, "acme"); len(ids) != 2 {

@@ -19,8 +19,8 @@ import (
 // about to have, so that a trail that cannot take the record stops the
 // change (fail closed); if the store then fails, the failure is recorded
 // too, under the same traceId. With a neostore.ChangeAuditor, the record
-// of a write travels to the store in the change's context, so that the
-// store's commit makes it durable with the change; the response still
+// of a write travels to the store as the change's neostore.Change, so that
+// the store's commit makes it durable with the change; the response still
 // waits until it is durable (auditWriter.WriteHeader).
 
 // auditState is what the audit record of a request is built from; the
@@ -242,23 +242,20 @@ func (w *auditWriter) Write(b []byte) (int, error) {
 func (w *auditWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // auditWrite records a write request before the store changes, with the
-// status it is about to succeed with, and returns the context to make the
-// change in: it carries the record to the store. It returns EUNAVAILABLE
-// when the trail refused the record: the handler must then change nothing.
-// Without an auditor it returns r's context.
-func auditWrite(w http.ResponseWriter, r *http.Request, status int) (context.Context, error) {
+// status it is about to succeed with, and returns the Change to make it
+// with: it carries the record to the store. It returns EUNAVAILABLE when
+// the trail refused the record: the handler must then change nothing.
+// Without an auditor it returns the empty Change.
+func auditWrite(w http.ResponseWriter, r *http.Request, status int) (neostore.Change, error) {
 	aw, ok := w.(*auditWriter)
 	if !ok {
-		return r.Context(), nil
+		return neostore.Change{}, nil
 	}
 	e, err := aw.a.recordChange(r, status)
 	if err != nil {
-		return nil, err
+		return neostore.Change{}, err
 	}
 	aw.st.audit.recorded = status
-	if e == nil {
-		return r.Context(), nil
-	}
 	aw.st.audit.entry = e
-	return neostore.NewContextWithAuditEntry(r.Context(), e), nil
+	return neostore.Change{Audit: e}, nil
 }

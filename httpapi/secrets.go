@@ -83,12 +83,12 @@ func handlePutSecret(out *responder, secrets *neostore.SecretService, limits bod
 			out.error(w, r, err)
 			return
 		}
-		ctx, err := auditWrite(w, r, http.StatusNoContent)
+		change, err := auditWrite(w, r, http.StatusNoContent)
 		if err != nil {
 			out.error(w, r, err)
 			return
 		}
-		if err := secrets.Put(ctx, tenant, key, req.value, req.validity); err != nil {
+		if err := secrets.Put(r.Context(), tenant, key, req.value, req.validity, change); err != nil {
 			out.error(w, r, err)
 			return
 		}
@@ -105,12 +105,12 @@ func handleDeleteSecret(out *responder, secrets *neostore.SecretService) http.Ha
 			out.error(w, r, err)
 			return
 		}
-		ctx, err := auditWrite(w, r, http.StatusNoContent)
+		change, err := auditWrite(w, r, http.StatusNoContent)
 		if err != nil {
 			out.error(w, r, err)
 			return
 		}
-		if err := secrets.Delete(ctx, tenant, key); err != nil {
+		if err := secrets.Delete(r.Context(), tenant, key, change); err != nil {
 			out.error(w, r, err)
 			return
 		}

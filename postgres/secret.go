@@ -44,12 +44,20 @@ func (s *Store) GetSecret(ctx context.Context, tenant, key string) (neostore.Sea
 	}, nil
 }
 
+// ChangeJournal returns nil: the PostgreSQL store does not journal audit
+// entries (with --audit-sink database the records commit in the database
+// anyway), so its write methods refuse a Change that carries records.
+func (s *Store) ChangeJournal() neostore.ChangeJournal { return nil }
+
 // PutSecret stores sec under tenant and key, replacing value and window of
 // any previous secret in one statement, so that no reader on any node sees
 // the value of one put with the window of another. A nil return means the
 // transaction committed (durable as far as the server's synchronous_commit
 // promises).
-func (s *Store) PutSecret(ctx context.Context, tenant, key string, sec neostore.SealedSecret) error {
+func (s *Store) PutSecret(ctx context.Context, tenant, key string, sec neostore.SealedSecret, c neostore.Change) error {
+	if c.Records() {
+		return neostore.ErrChangeRecords
+	}
 	ctx, cancel, err := s.call(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: put secret: %w", err)
@@ -70,8 +78,11 @@ func (s *Store) PutSecret(ctx context.Context, tenant, key string, sec neostore.
 }
 
 // DeleteSecret removes the secret under tenant and key; removing an absent
-// one succeeds. A nil return means the deletion committed.
-func (s *Store) DeleteSecret(ctx context.Context, tenant, key string) error {
+// one succeeds. Like PutSecret it refuses a Change with records. A nil return means the deletion committed.
+func (s *Store) DeleteSecret(ctx context.Context, tenant, key string, c neostore.Change) error {
+	if c.Records() {
+		return neostore.ErrChangeRecords
+	}
 	ctx, cancel, err := s.call(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: delete secret: %w", err)

@@ -28,6 +28,7 @@ func Run(t *testing.T, open func(t *testing.T) neostore.Store) {
 		{"PutSecret", putSecretCases},
 		{"GetSecret", getSecretCases},
 		{"DeleteSecret", deleteSecretCases},
+		{"Change", changeCases},
 		{"ListSecretKeys", listSecretKeysCases},
 		{"Tenants", tenantCases},
 		{"Concurrency", concurrencyCases},
@@ -167,7 +168,7 @@ var deleteSecretCases = []testCase{
 	{"Removes", func(t *testing.T, s neostore.Store) {
 		mustPut(t, s, "tenant", "keep", neostore.SealedSecret{Ciphertext: []byte("k")})
 		mustPut(t, s, "tenant", "gone", neostore.SealedSecret{Ciphertext: []byte("g")})
-		if err := s.DeleteSecret(t.Context(), "tenant", "gone"); err != nil {
+		if err := s.DeleteSecret(t.Context(), "tenant", "gone", neostore.Change{}); err != nil {
 			t.Fatalf("DeleteSecret: %v", err)
 		}
 		_, err := s.GetSecret(t.Context(), "tenant", "gone")
@@ -179,10 +180,10 @@ var deleteSecretCases = []testCase{
 	}},
 	{"Absent", func(t *testing.T, s neostore.Store) {
 		mustPut(t, s, "tenant", "present", neostore.SealedSecret{Ciphertext: []byte("v")})
-		if err := s.DeleteSecret(t.Context(), "tenant", "absent"); err != nil {
+		if err := s.DeleteSecret(t.Context(), "tenant", "absent", neostore.Change{}); err != nil {
 			t.Errorf("DeleteSecret of an absent key = %v, want nil", err)
 		}
-		if err := s.DeleteSecret(t.Context(), "unknown-tenant", "present"); err != nil {
+		if err := s.DeleteSecret(t.Context(), "unknown-tenant", "present", neostore.Change{}); err != nil {
 			t.Errorf("DeleteSecret in an unknown tenant = %v, want nil", err)
 		}
 		if got := mustList(t, s, "tenant"); !slices.Equal(got, []string{"present"}) {
@@ -192,14 +193,14 @@ var deleteSecretCases = []testCase{
 	{"Twice", func(t *testing.T, s neostore.Store) {
 		mustPut(t, s, "tenant", "k", neostore.SealedSecret{Ciphertext: []byte("v")})
 		for i := range 2 {
-			if err := s.DeleteSecret(t.Context(), "tenant", "k"); err != nil {
+			if err := s.DeleteSecret(t.Context(), "tenant", "k", neostore.Change{}); err != nil {
 				t.Errorf("DeleteSecret #%d = %v, want nil", i+1, err)
 			}
 		}
 	}},
 	{"LastKeyThenPutAgain", func(t *testing.T, s neostore.Store) {
 		mustPut(t, s, "tenant", "k", neostore.SealedSecret{Ciphertext: []byte("v1")})
-		if err := s.DeleteSecret(t.Context(), "tenant", "k"); err != nil {
+		if err := s.DeleteSecret(t.Context(), "tenant", "k", neostore.Change{}); err != nil {
 			t.Fatalf("DeleteSecret: %v", err)
 		}
 		if got := mustList(t, s, "tenant"); got == nil || len(got) != 0 {
@@ -263,7 +264,7 @@ var tenantCases = []testCase{
 		checkSecret(t, mustGet(t, s, "t1", "k"), one)
 		checkSecret(t, mustGet(t, s, "t2", "k"), two)
 
-		if err := s.DeleteSecret(t.Context(), "t1", "k"); err != nil {
+		if err := s.DeleteSecret(t.Context(), "t1", "k", neostore.Change{}); err != nil {
 			t.Fatalf("DeleteSecret: %v", err)
 		}
 		_, err := s.GetSecret(t.Context(), "t1", "k")
@@ -313,7 +314,7 @@ var tenantCases = []testCase{
 			wantCode(t, fmt.Sprintf("GetSecret(%q, %q)", tk.tenant, tk.key), err, neostore.ENOTFOUND)
 		}
 
-		if err := s.DeleteSecret(t.Context(), "a", "k"); err != nil {
+		if err := s.DeleteSecret(t.Context(), "a", "k", neostore.Change{}); err != nil {
 			t.Fatalf("DeleteSecret: %v", err)
 		}
 		for _, tenant := range []string{"a-b", "ab", "a_b", "A", "a0"} {
@@ -340,7 +341,7 @@ var concurrencyCases = []testCase{
 				for r := range rounds {
 					own := fmt.Sprintf("w%d-r%d", w, r)
 					want := neostore.SealedSecret{Ciphertext: []byte(own)}
-					if err := s.PutSecret(ctx, "tenant", own, want); err != nil {
+					if err := s.PutSecret(ctx, "tenant", own, want, neostore.Change{}); err != nil {
 						t.Errorf("PutSecret(%s): %v", own, err)
 						return
 					}
@@ -350,15 +351,15 @@ var concurrencyCases = []testCase{
 						t.Errorf("GetSecret(%s) = %q, want %q", own, got.Ciphertext, want.Ciphertext)
 					}
 					if r > 0 {
-						if err := s.DeleteSecret(ctx, "tenant", fmt.Sprintf("w%d-r%d", w, r-1)); err != nil {
+						if err := s.DeleteSecret(ctx, "tenant", fmt.Sprintf("w%d-r%d", w, r-1), neostore.Change{}); err != nil {
 							t.Errorf("DeleteSecret: %v", err)
 						}
 					}
 					if w%3 == 0 && r%2 == 1 {
-						if err := s.DeleteSecret(ctx, "tenant", "shared"); err != nil {
+						if err := s.DeleteSecret(ctx, "tenant", "shared", neostore.Change{}); err != nil {
 							t.Errorf("DeleteSecret(shared): %v", err)
 						}
-					} else if err := s.PutSecret(ctx, "tenant", "shared", sharedValue(w, r)); err != nil {
+					} else if err := s.PutSecret(ctx, "tenant", "shared", sharedValue(w, r), neostore.Change{}); err != nil {
 						t.Errorf("PutSecret(shared): %v", err)
 					}
 					got, err := s.GetSecret(ctx, "tenant", "shared")
@@ -382,7 +383,7 @@ var concurrencyCases = []testCase{
 					}
 					// Another tenant's traffic, to interleave bucket or
 					// row creation across tenants.
-					if err := s.PutSecret(ctx, fmt.Sprintf("t%d", w), "k", want); err != nil {
+					if err := s.PutSecret(ctx, fmt.Sprintf("t%d", w), "k", want, neostore.Change{}); err != nil {
 						t.Errorf("PutSecret in own tenant: %v", err)
 					}
 				}
@@ -425,7 +426,7 @@ var tenantKeyCases = []testCase{
 			t.Fatal(err)
 		}
 		mustPut(t, s, "b", "k", neostore.SealedSecret{Ciphertext: []byte("c")})
-		if err := s.DeleteSecret(t.Context(), "b", "k"); err != nil {
+		if err := s.DeleteSecret(t.Context(), "b", "k", neostore.Change{}); err != nil {
 			t.Fatal(err)
 		}
 		got, err = s.ListTenants(t.Context())
@@ -874,7 +875,7 @@ var storeCases = []testCase{
 		if _, err := s.GetSecret(t.Context(), "tenant", "k"); err == nil {
 			t.Errorf("GetSecret after Close = nil error, want an error")
 		}
-		if err := s.PutSecret(t.Context(), "tenant", "k", neostore.SealedSecret{Ciphertext: []byte("v")}); err == nil {
+		if err := s.PutSecret(t.Context(), "tenant", "k", neostore.SealedSecret{Ciphertext: []byte("v")}, neostore.Change{}); err == nil {
 			t.Errorf("PutSecret after Close = nil, want an error")
 		}
 	}},
@@ -882,7 +883,7 @@ var storeCases = []testCase{
 
 func mustPut(t *testing.T, s neostore.Store, tenant, key string, sec neostore.SealedSecret) {
 	t.Helper()
-	if err := s.PutSecret(t.Context(), tenant, key, sec); err != nil {
+	if err := s.PutSecret(t.Context(), tenant, key, sec, neostore.Change{}); err != nil {
 		t.Fatalf("PutSecret(%q, %q): %v", tenant, key, err)
 	}
 }

@@ -115,7 +115,7 @@ func openTrail(ctx context.Context, cfg auditConfig, dataDir string, storeCfg st
 	}
 	var (
 		sink    audit.Sink
-		journal audit.Journal
+		journal neostore.ChangeJournal
 	)
 	switch kind {
 	case auditSinkFile:
@@ -129,8 +129,10 @@ func openTrail(ctx context.Context, cfg auditConfig, dataDir string, storeCfg st
 		sink = fs
 		// The embedded store commits the record of a write with the write,
 		// so the write waits for one fsync, not two (audit.Config.Journal).
-		if j, ok := store.(audit.Journal); ok && durability == audit.WriteSync {
-			journal = j
+		// Every wrapper of the store forwards ChangeJournal: which store
+		// value is passed cannot turn this off.
+		if durability == audit.WriteSync {
+			journal = store.ChangeJournal()
 		}
 	case auditSinkStdout:
 		sink = audit.NewWriterSink(os.Stdout)
