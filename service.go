@@ -26,14 +26,14 @@ func NewSecretService(store SecretStore, sealer Sealer, now func() time.Time) *S
 // its validity window: a caller cannot tell these apart.
 func (s *SecretService) Get(ctx context.Context, tenant, key string) ([]byte, error) {
 	if !ValidTenantID(tenant) || !ValidKeyName(key) {
-		return nil, errNotFound
+		return nil, ErrSecretNotFound
 	}
 	sealed, err := s.store.GetSecret(ctx, tenant, key)
 	if err != nil {
 		return nil, err
 	}
 	if !sealed.Validity.Contains(s.now()) {
-		return nil, errNotFound
+		return nil, ErrSecretNotFound
 	}
 	value, err := s.sealer.Open(ctx, tenant, key, sealed.Ciphertext)
 	if err == nil {
@@ -47,12 +47,10 @@ func (s *SecretService) Get(ctx context.Context, tenant, key string) ([]byte, er
 		return nil, err
 	}
 	if !again.Validity.Contains(s.now()) {
-		return nil, errNotFound
+		return nil, ErrSecretNotFound
 	}
 	return s.sealer.Open(ctx, tenant, key, again.Ciphertext)
 }
-
-var errNotFound = Errorf(ENOTFOUND, "Secret not found.")
 
 // Put seals value and stores it with its validity window, replacing value
 // and window of any previous secret under the same key, and commits c's
@@ -88,19 +86,17 @@ func (s *SecretService) Delete(ctx context.Context, tenant, key string, c Change
 // including secrets outside their validity window.
 func (s *SecretService) List(ctx context.Context, tenant string) ([]string, error) {
 	if !ValidTenantID(tenant) {
-		return nil, errInvalidTenant
+		return nil, InvalidTenantID("tenantId")
 	}
 	return s.store.ListSecretKeys(ctx, tenant)
 }
 
-var errInvalidTenant = FieldError("tenantId", "The tenant id must be 1 to 128 ASCII letters, digits, hyphens or underscores.")
-
 func validateNames(tenant, key string) error {
 	if !ValidTenantID(tenant) {
-		return errInvalidTenant
+		return InvalidTenantID("tenantId")
 	}
 	if !ValidKeyName(key) {
-		return FieldError("key", "The key must be 1 to 127 ASCII letters, digits or hyphens.")
+		return InvalidKeyName()
 	}
 	return nil
 }

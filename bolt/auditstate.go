@@ -100,8 +100,6 @@ func trimAuditJournal(tx *bbolt.Tx, node string, seq uint64) error {
 	return nil
 }
 
-var errAuditKeyNotFound = neostore.Errorf(neostore.ENOTFOUND, "Audit key not found.")
-
 // GetAuditKey returns the wrapped audit key, or ENOTFOUND.
 func (s *Store) GetAuditKey(ctx context.Context) ([]byte, error) {
 	tx, err := s.begin(ctx, false)
@@ -114,7 +112,7 @@ func (s *Store) GetAuditKey(ctx context.Context) ([]byte, error) {
 			return bytes.Clone(v), nil
 		}
 	}
-	return nil, errAuditKeyNotFound
+	return nil, neostore.ErrAuditKeyNotFound
 }
 
 // CreateAuditKey stores wrapped unless an audit key exists, and returns the

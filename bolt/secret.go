@@ -10,8 +10,6 @@ import (
 	"github.com/neostore/neostore-secrets"
 )
 
-var errSecretNotFound = neostore.Errorf(neostore.ENOTFOUND, "Secret not found.")
-
 // GetSecret returns the sealed secret stored under tenant and key, or
 // ENOTFOUND. A record that does not decode is an internal error.
 func (s *Store) GetSecret(ctx context.Context, tenant, key string) (neostore.SealedSecret, error) {
@@ -91,11 +89,11 @@ func (s *Store) ListSecretKeys(ctx context.Context, tenant string) ([]string, er
 func getSecret(tx *bbolt.Tx, tenant, key string) (neostore.SealedSecret, error) {
 	b := tx.Bucket(bucketSecrets).Bucket([]byte(tenant))
 	if b == nil {
-		return neostore.SealedSecret{}, errSecretNotFound
+		return neostore.SealedSecret{}, neostore.ErrSecretNotFound
 	}
 	data := b.Get([]byte(key))
 	if data == nil {
-		return neostore.SealedSecret{}, errSecretNotFound
+		return neostore.SealedSecret{}, neostore.ErrSecretNotFound
 	}
 	sec, err := decodeSecret(data)
 	if err != nil {

@@ -125,21 +125,17 @@ func auditPrincipal(p *neostore.Principal) neostore.AuditPrincipal {
 }
 
 // statusCode names the error class of a status the handlers wrote without
-// a neostore error (routing, authentication, authorization).
+// a neostore error (routing, authentication, authorization): the code
+// neostore.HTTPStatus maps to it, or a name of the HTTP layer's own.
 func statusCode(status int) string {
+	if code := neostore.CodeOfStatus(status); code != "" {
+		return code
+	}
 	switch status {
-	case http.StatusUnauthorized:
-		return neostore.EUNAUTHENTICATED
-	case http.StatusForbidden:
-		return neostore.EFORBIDDEN
-	case http.StatusNotFound:
-		return neostore.ENOTFOUND
 	case http.StatusMethodNotAllowed:
 		return "method_not_allowed"
 	case http.StatusTooManyRequests:
 		return "rate_limited"
-	case http.StatusServiceUnavailable:
-		return neostore.EUNAVAILABLE
 	}
 	if status >= 500 {
 		return neostore.EINTERNAL

@@ -52,28 +52,6 @@ func (o *responder) encode(w http.ResponseWriter, status int, contentType []stri
 	_, _ = w.Write(body)
 }
 
-// errorStatus maps a neostore error code to its HTTP status. It is the one
-// place where the two meet.
-func errorStatus(code string) int {
-	switch code {
-	case neostore.EINVALID:
-		return http.StatusBadRequest
-	case neostore.EUNAUTHENTICATED:
-		return http.StatusUnauthorized
-	case neostore.EFORBIDDEN:
-		return http.StatusForbidden
-	case neostore.ENOTFOUND:
-		return http.StatusNotFound
-	case neostore.ETOOLARGE:
-		return http.StatusRequestEntityTooLarge
-	case neostore.EUNSUPPORTEDMEDIA:
-		return http.StatusUnsupportedMediaType
-	case neostore.EUNAVAILABLE:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
-
 // retryAfterSeconds is what a 503 tells the client to wait.
 const retryAfterSeconds = "5"
 
@@ -82,18 +60,18 @@ const retryAfterSeconds = "5"
 // body. Only an error's client-safe message ever reaches the body, and only
 // for 400 without fields and for 413.
 func (o *responder) error(w http.ResponseWriter, r *http.Request, err error) {
-	code := neostore.ErrorCode(err)
-	status := errorStatus(code)
-	requestStateFrom(r.Context()).audit.errorCode = code
+	p := neostore.ProblemOf(err)
+	status := p.Status
+	requestStateFrom(r.Context()).audit.errorCode = p.Code
 	var detail string
 	var fields map[string][]string
 	switch status {
 	case http.StatusBadRequest:
-		if fields = neostore.ErrorFields(err); fields == nil {
-			detail = neostore.ErrorMessage(err)
+		if fields = p.Fields; fields == nil {
+			detail = p.Message
 		}
 	case http.StatusRequestEntityTooLarge:
-		detail = neostore.ErrorMessage(err)
+		detail = p.Message
 	case http.StatusServiceUnavailable:
 		o.log(r.Context(), slog.LevelWarn, "dependency unavailable", slog.String("error", err.Error()))
 		w.Header().Set("Retry-After", retryAfterSeconds)
@@ -155,6 +133,8 @@ func problemTypeTitle(status int) (typ, title string) {
 		return "https://tools.ietf.org/html/rfc9110#section-15.5.5", "Not Found"
 	case http.StatusMethodNotAllowed:
 		return "https://tools.ietf.org/html/rfc9110#section-15.5.6", "Method Not Allowed"
+	case http.StatusConflict:
+		return "https://tools.ietf.org/html/rfc9110#section-15.5.10", "Conflict"
 	case http.StatusRequestEntityTooLarge:
 		return "https://tools.ietf.org/html/rfc9110#section-15.5.14", "Content Too Large"
 	case http.StatusUnsupportedMediaType:

@@ -79,10 +79,6 @@ func handlePutSecret(out *responder, secrets *neostore.SecretService, limits bod
 			out.error(w, r, err)
 			return
 		}
-		if err := req.validity.Validate(); err != nil {
-			out.error(w, r, err)
-			return
-		}
 		change, err := auditWrite(w, r, http.StatusNoContent)
 		if err != nil {
 			out.error(w, r, err)
@@ -119,11 +115,11 @@ func handleDeleteSecret(out *responder, secrets *neostore.SecretService) http.Ha
 }
 
 // validateTenant and validateTenantAndKey check the path parameters before
-// any body is read or any store is asked. The messages are the ones
+// any body is read or any store is asked, with the errors
 // neostore.SecretService gives.
 func validateTenant(tenant string) error {
 	if !neostore.ValidTenantID(tenant) {
-		return neostore.FieldError("tenantId", "The tenant id must be 1 to 128 ASCII letters, digits, hyphens or underscores.")
+		return neostore.InvalidTenantID("tenantId")
 	}
 	return nil
 }
@@ -133,7 +129,7 @@ func validateTenantAndKey(tenant, key string) error {
 		return err
 	}
 	if !neostore.ValidKeyName(key) {
-		return neostore.FieldError("key", "The key must be 1 to 127 ASCII letters, digits or hyphens.")
+		return neostore.InvalidKeyName()
 	}
 	return nil
 }

@@ -11,8 +11,6 @@ import (
 	"github.com/neostore/neostore-secrets"
 )
 
-var errSecretNotFound = neostore.Errorf(neostore.ENOTFOUND, "Secret not found.")
-
 // GetSecret returns the sealed secret stored under tenant and key, or
 // ENOTFOUND. A row that does not decode is an internal error.
 func (s *Store) GetSecret(ctx context.Context, tenant, key string) (neostore.SealedSecret, error) {
@@ -29,7 +27,7 @@ func (s *Store) GetSecret(ctx context.Context, tenant, key string) (neostore.Sea
 		FROM secrets WHERE tenant = $1 AND key = $2`, tenant, key).
 		Scan(&ciphertext, &nb.s, &nb.ns, &eo.s, &eo.ns)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return neostore.SealedSecret{}, errSecretNotFound
+		return neostore.SealedSecret{}, neostore.ErrSecretNotFound
 	} else if err != nil {
 		return neostore.SealedSecret{}, s.fail(ctx, "get secret", err)
 	}
