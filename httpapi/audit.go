@@ -23,17 +23,35 @@ import (
 // the store's commit makes it durable with the change; the response still
 // waits until it is durable (auditWriter.WriteHeader).
 
-// auditState is what the audit record of a request is built from; the
-// handlers fill it in as they learn it.
+// auditState is what the audit record of a request is built from. The
+// audit middleware creates it; the operation middleware names the
+// operation, authentication the principal (requestState.principal), the
+// responder the error code; writer is the request's auditWriter, so that a
+// handler reaches it through the request's state, never by asserting the
+// type of its http.ResponseWriter.
 type auditState struct {
 	op        string
 	tenant    string
 	key       string
-	principal *neostore.Principal
 	errorCode string
 	start     time.Time
 	recorded  int                  // status of the record already written, 0 if none
 	entry     *neostore.AuditEntry // a write's record, maybe not yet durable
+	writer    *auditWriter
+}
+
+// setOperation names the operation of an audited request.
+func (st *requestState) setOperation(op, tenant, key string) {
+	if st != nil && st.audit != nil {
+		st.audit.op, st.audit.tenant, st.audit.key = op, tenant, key
+	}
+}
+
+// setErrorCode records the code of the error an audited request failed with.
+func (st *requestState) setErrorCode(code string) {
+	if st != nil && st.audit != nil {
+		st.audit.errorCode = code
+	}
 }
 
 // auditor builds and writes the records of requests.
@@ -48,10 +66,7 @@ type auditor struct {
 // operation marks the request as op on tenant and key, for its record.
 func operation(op string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		st := requestStateFrom(r.Context())
-		st.audit.op = op
-		st.audit.tenant = r.PathValue("tenantId")
-		st.audit.key = r.PathValue("key")
+		requestStateFrom(r.Context()).setOperation(op, r.PathValue("tenantId"), r.PathValue("key"))
 		next.ServeHTTP(w, r)
 	})
 }
@@ -92,7 +107,7 @@ func (a *auditor) newRecord(r *http.Request, status int) neostore.AuditRecord {
 		Op:         st.audit.op,
 		Tenant:     clip(st.audit.tenant),
 		Key:        clip(st.audit.key),
-		Principal:  auditPrincipal(st.audit.principal),
+		Principal:  auditPrincipal(st.principal),
 		Status:     status,
 		ErrorCode:  st.audit.errorCode,
 		ClientAddr: a.clientAddr(r),
@@ -185,6 +200,7 @@ type auditWriter struct {
 	st      *requestState
 	wrote   bool
 	refused bool
+	state   auditState // st.audit
 }
 
 func (w *auditWriter) WriteHeader(status int) {
@@ -241,17 +257,33 @@ func (w *auditWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // status it is about to succeed with, and returns the Change to make it
 // with: it carries the record to the store. It returns EUNAVAILABLE when
 // the trail refused the record: the handler must then change nothing.
-// Without an auditor it returns the empty Change.
-func auditWrite(w http.ResponseWriter, r *http.Request, status int) (neostore.Change, error) {
-	aw, ok := w.(*auditWriter)
-	if !ok {
+// A request that is not audited gets the empty Change.
+func auditWrite(r *http.Request, status int) (neostore.Change, error) {
+	st := requestStateFrom(r.Context())
+	if st == nil || st.audit == nil {
 		return neostore.Change{}, nil
 	}
-	e, err := aw.a.recordChange(r, status)
+	e, err := st.audit.writer.a.recordChange(r, status)
 	if err != nil {
 		return neostore.Change{}, err
 	}
-	aw.st.audit.recorded = status
-	aw.st.audit.entry = e
+	st.audit.recorded = status
+	st.audit.entry = e
 	return neostore.Change{Audit: e}, nil
+}
+
+// auditRequests hands the record of every request to /api/ to a before
+// its response is sent (auditWriter).
+func auditRequests(a *auditor, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := requestStateFrom(r.Context())
+		if st == nil || !strings.HasPrefix(r.URL.Path, "/api/") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		aw := &auditWriter{ResponseWriter: w, r: r, a: a, st: st}
+		aw.state = auditState{start: a.now(), writer: aw}
+		st.audit = &aw.state // one allocation for both
+		next.ServeHTTP(aw, r)
+	})
 }

@@ -39,7 +39,7 @@ func (a *authenticator) require(scope neostore.Scope, next http.Handler) http.Ha
 		if !ok {
 			return
 		}
-		requestStateFrom(r.Context()).audit.principal = p
+		requestStateFrom(r.Context()).setPrincipal(p)
 		tenant := r.PathValue("tenantId")
 		var reason, label string
 		switch {

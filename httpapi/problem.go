@@ -62,7 +62,7 @@ const retryAfterSeconds = "5"
 func (o *responder) error(w http.ResponseWriter, r *http.Request, err error) {
 	p := neostore.ProblemOf(err)
 	status := p.Status
-	requestStateFrom(r.Context()).audit.errorCode = p.Code
+	requestStateFrom(r.Context()).setErrorCode(p.Code)
 	var detail string
 	var fields map[string][]string
 	switch status {

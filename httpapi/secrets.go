@@ -79,7 +79,7 @@ func handlePutSecret(out *responder, secrets *neostore.SecretService, limits bod
 			out.error(w, r, err)
 			return
 		}
-		change, err := auditWrite(w, r, http.StatusNoContent)
+		change, err := auditWrite(r, http.StatusNoContent)
 		if err != nil {
 			out.error(w, r, err)
 			return
@@ -101,7 +101,7 @@ func handleDeleteSecret(out *responder, secrets *neostore.SecretService) http.Ha
 			out.error(w, r, err)
 			return
 		}
-		change, err := auditWrite(w, r, http.StatusNoContent)
+		change, err := auditWrite(r, http.StatusNoContent)
 		if err != nil {
 			out.error(w, r, err)
 			return
