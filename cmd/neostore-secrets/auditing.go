@@ -23,8 +23,12 @@ const (
 	auditSinkOff      = "off"
 )
 
-// defaultAuditMaxBytes is the size at which the audit file rotates.
-const defaultAuditMaxBytes = 100 << 20
+// Defaults of auditConfig, each stated here once: the flags show them and
+// openTrail applies them to a zero field.
+const (
+	defaultAuditMaxBytes   = 100 << 20 // the size at which the audit file rotates
+	defaultAuditDurability = audit.WriteSync
+)
 
 // auditConfig configures the audit trail. The zero value of each field
 // means its documented default.
@@ -44,7 +48,7 @@ func (c *auditConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.File, "audit-file", "", "audit file (default audit.log in the data directory)")
 	fs.Int64Var(&c.MaxBytes, "audit-max-bytes", defaultAuditMaxBytes, "rotate the audit file when it would grow past this many bytes (negative: never)")
 	fs.IntVar(&c.Keep, "audit-keep", 0, "rotated audit files to keep (0: keep all; they are evidence)")
-	fs.StringVar(&c.Durability, "audit-durability", "writes", "writes: a change's record is durable before its response (with the embedded store, committed with the change), a read's is written before and fsync'd within 10ms; group: every record fsync'd before its response, concurrent ones sharing an fsync; every: one fsync per record; none: written, never waited for")
+	fs.StringVar(&c.Durability, "audit-durability", defaultAuditDurability.String(), "writes: a change's record is durable before its response (with the embedded store, committed with the change), a read's is written before and fsync'd within "+audit.ReadSyncDelay.String()+"; group: every record fsync'd before its response, concurrent ones sharing an fsync; every: one fsync per record; none: written, never waited for")
 	fs.BoolVar(&c.FailOpen, "audit-fail-open", false, "serve requests even when their records cannot be written (counted as dropped); default is to refuse them with 503")
 	fs.StringVar(&c.NodeID, "node-id", "", "this node's name in audit records (default the host name)")
 	fs.Var(&c.TrustedProxies, "trusted-proxies", "CIDRs of proxies whose X-Forwarded-For names the client in audit records, repeatable or comma-separated")
@@ -104,7 +108,7 @@ func openTrail(ctx context.Context, cfg auditConfig, dataDir string, storeCfg st
 		return nil, nil
 	}
 	if cfg.Durability == "" {
-		cfg.Durability = "writes"
+		cfg.Durability = defaultAuditDurability.String()
 	}
 	if cfg.MaxBytes == 0 {
 		cfg.MaxBytes = defaultAuditMaxBytes
