@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it: formatting, vet, staticcheck, every
-# test with the race detector, and a bounded run of every fuzz target.
-# Usage: ./scripts/test.sh        (FUZZTIME=10s by default)
+# test with the race detector, a bounded run of every fuzz target, and a
+# bounded crash test.
+# Usage: ./scripts/test.sh        (FUZZTIME=10s, CRASH_CYCLES=30 by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,4 +32,14 @@ grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r file; do
 		go test -run '^$' -fuzz "^${target}\$" -fuzztime "${FUZZTIME:-10s}" "$pkg"
 	done
 done
+
+echo "== crash test (${CRASH_CYCLES:-30} cycles, about a minute)"
+# SIGKILL under writes, restart, check every acknowledged PUT and DELETE, the
+# bbolt file and audit verify (crashtest/main.go). On a fault it prints the
+# seed to replay and keeps its work directory. Longer runs: README, Crash test.
+crash_bin=$(mktemp -d)
+trap 'rm -rf "$crash_bin"' EXIT
+go build -o "$crash_bin/neostore-secrets" ./cmd/neostore-secrets
+go run ./crashtest -bin "$crash_bin/neostore-secrets" -cycles "${CRASH_CYCLES:-30}"
+
 echo "== all tests passed"

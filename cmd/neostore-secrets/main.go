@@ -25,8 +25,10 @@ func main() {
 
 // Exit codes beyond 0 and 1.
 const (
-	exitUsage  = 2  // bad command line
-	exitConfig = 78 // EX_CONFIG: missing or wrong master key, bad configuration
+	exitUsage    = 2  // bad command line
+	exitNotFound = 3  // remote commands: the secret is not found (404)
+	exitRefused  = 4  // remote commands: the server refused the credential (401, 403)
+	exitConfig   = 78 // EX_CONFIG: missing or wrong master key, bad configuration
 )
 
 // exitError carries the process exit code of an error up to main.
@@ -69,6 +71,9 @@ commands:
   migrate-store   copy an embedded store into PostgreSQL, still sealed, and verify the copy
   backup          write a consistent snapshot of the embedded store (online when a server runs)
   restore         bring a backup back into an empty data directory
+  secret get|put|ls|rm|rotate
+                  read and write secrets of a server over HTTP (see secret help);
+                  exit codes 3 not found, 4 refused (401/403)
 
 Every flag can also be given as an environment variable: --master-key-file is
 NEOSTORE_MASTER_KEY_FILE. Flags given on the command line win.
@@ -101,6 +106,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runBackup(ctx, rest, getenv, stdout, stderr)
 	case "restore":
 		return runRestore(ctx, rest, getenv, stdout, stderr)
+	case "secret":
+		return runSecret(ctx, rest, getenv, stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil
