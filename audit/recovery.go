@@ -17,46 +17,13 @@ import (
 // resume sets w.seq and w.head from the sink's tail and the checkpoint in
 // ck (when set), then writes back what journal holds beyond them.
 func (w *writer) resume(ck CheckpointStore, journal neostore.ChangeJournal) error {
-	var (
-		tailSeq   uint64
-		tailHash  [sha256.Size]byte
-		tailFound bool
-		tailer    bool
-	)
-	if tl, ok := w.sink.(Tailer); ok {
-		tailer = true
-		line, err := tl.Tail(w.nodeID)
-		if err != nil {
-			return fmt.Errorf("audit: read the end of the trail: %w", err)
-		}
-		if line != nil {
-			l, err := ParseLine(line)
-			if err != nil || !w.sealer.verify(line) {
-				return errors.New("audit: the last record of this node does not verify with the audit key " +
-					"(another master key, or an altered trail); run audit verify, and move the file aside to start a new chain")
-			}
-			tailSeq, tailHash, tailFound = l.Seq, sha256.Sum256(line), true
-		}
+	tailer, tailFound, tailSeq, tailHash, err := w.tail()
+	if err != nil {
+		return err
 	}
-	var (
-		ckSeq   uint64
-		ckHash  [sha256.Size]byte
-		ckFound bool
-	)
-	if ck != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), checkpointTimeout)
-		seq, hash, found, err := ck.LoadCheckpoint(ctx, w.nodeID)
-		cancel()
-		if err != nil {
-			return fmt.Errorf("audit: load checkpoint: %w", err)
-		}
-		if found && seq > 0 {
-			if len(hash) != sha256.Size {
-				return errors.New("audit: the saved checkpoint has no SHA-256 hash")
-			}
-			ckSeq, ckFound = seq, true
-			copy(ckHash[:], hash)
-		}
+	ckFound, ckSeq, ckHash, err := loadCheckpoint(ck, w.nodeID)
+	if err != nil {
+		return err
 	}
 	switch {
 	case tailFound && ckFound && ckSeq > tailSeq:
@@ -83,6 +50,50 @@ func (w *writer) resume(ck CheckpointStore, journal neostore.ChangeJournal) erro
 		return w.restoreJournal(journal)
 	}
 	return nil
+}
+
+// tail returns the sequence number and hash of the last record of this
+// node the sink holds, when it is a Tailer that holds one; that record must
+// verify with the audit key.
+func (w *writer) tail() (tailer, found bool, seq uint64, hash [sha256.Size]byte, err error) {
+	tl, ok := w.sink.(Tailer)
+	if !ok {
+		return false, false, 0, hash, nil
+	}
+	line, err := tl.Tail(w.nodeID)
+	if err != nil {
+		return true, false, 0, hash, fmt.Errorf("audit: read the end of the trail: %w", err)
+	}
+	if line == nil {
+		return true, false, 0, hash, nil
+	}
+	l, err := ParseLine(line)
+	if err != nil || !w.sealer.verify(line) {
+		return true, false, 0, hash, errors.New("audit: the last record of this node does not verify with the audit key " +
+			"(another master key, or an altered trail); run audit verify, and move the file aside to start a new chain")
+	}
+	return true, true, l.Seq, sha256.Sum256(line), nil
+}
+
+// loadCheckpoint returns node's saved checkpoint, when ck is set and holds one.
+func loadCheckpoint(ck CheckpointStore, node string) (found bool, seq uint64, hash [sha256.Size]byte, err error) {
+	if ck == nil {
+		return false, 0, hash, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), checkpointTimeout)
+	s, h, ok, err := ck.LoadCheckpoint(ctx, node)
+	cancel()
+	if err != nil {
+		return false, 0, hash, fmt.Errorf("audit: load checkpoint: %w", err)
+	}
+	if !ok || s == 0 {
+		return false, 0, hash, nil
+	}
+	if len(h) != sha256.Size {
+		return false, 0, hash, errors.New("audit: the saved checkpoint has no SHA-256 hash")
+	}
+	copy(hash[:], h)
+	return true, s, hash, nil
 }
 
 // restoreJournal writes back, after the chain's end, the lines of changes
