@@ -98,14 +98,16 @@ func (c *auditConfig) proxies() ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// openTrail opens the audit trail configured by cfg, or returns nil when
-// auditing is off. Its HMAC key is the store's audit key, unwrapped with
-// the master key; its checkpoints go to the store.
-func openTrail(ctx context.Context, cfg auditConfig, dataDir string, storeCfg storeConfig, store neostore.Store, master *envelope.Master, logger *slog.Logger) (*audit.Trail, error) {
+// openTrail opens the audit trail configured by cfg, and returns it twice:
+// as itself and as the neostore.Auditor the handlers take; both are nil when
+// auditing is off. Its HMAC key is the store's audit key, unwrapped with the
+// master key; its checkpoints go to the store. pg is the store when it is
+// the PostgreSQL one (the database sink lives there), else nil.
+func openTrail(ctx context.Context, cfg auditConfig, dataDir string, storeCfg storeConfig, store neostore.Store, pg *postgres.Store, master *envelope.Master, logger *slog.Logger) (*audit.Trail, neostore.Auditor, error) {
 	kind := cfg.sinkKind(dataDir, storeCfg)
 	if kind == auditSinkOff {
 		logger.Warn("the audit trail is off: requests are not recorded")
-		return nil, nil
+		return nil, nil, nil
 	}
 	if cfg.Durability == "" {
 		cfg.Durability = defaultAuditDurability.String()
@@ -115,49 +117,16 @@ func openTrail(ctx context.Context, cfg auditConfig, dataDir string, storeCfg st
 	}
 	durability, err := audit.ParseDurability(cfg.Durability)
 	if err != nil {
-		return nil, usageError("--audit-durability %q: want writes, group, every or none", cfg.Durability)
+		return nil, nil, usageError("--audit-durability %q: want writes, group, every or none", cfg.Durability)
 	}
-	var (
-		sink    audit.Sink
-		journal neostore.ChangeJournal
-	)
-	switch kind {
-	case auditSinkFile:
-		if cfg.File == "" && dataDir == "" {
-			return nil, usageError("--audit-sink file needs --audit-file or --data")
-		}
-		fs, err := audit.OpenFile(cfg.filePath(dataDir), cfg.MaxBytes, cfg.Keep)
-		if err != nil {
-			return nil, err
-		}
-		sink = fs
-		// The embedded store commits the record of a write with the write,
-		// so the write waits for one fsync, not two (audit.Config.Journal).
-		// Every wrapper of the store forwards ChangeJournal: which store
-		// value is passed cannot turn this off.
-		if durability == audit.WriteSync {
-			journal = store.ChangeJournal()
-		}
-	case auditSinkStdout:
-		sink = audit.NewWriterSink(os.Stdout)
-	case auditSinkDatabase:
-		pg, ok := store.(*postgres.Store)
-		if !ok {
-			return nil, usageError("--audit-sink database needs --store postgres")
-		}
-		sink = pg.NewAuditSink()
-		// A database sink holds records in memory until Sync commits them,
-		// so a read may not be answered before its record is committed.
-		if durability == audit.WriteSync || durability == audit.NoSync {
-			durability = audit.GroupSync
-		}
-	default:
-		return nil, usageError("--audit-sink %q: want file, database, stdout or off", kind)
+	sink, journal, durability, err := openAuditSink(cfg, kind, dataDir, durability, store, pg)
+	if err != nil {
+		return nil, nil, err
 	}
 	key, err := master.AuditKey(ctx, store)
 	if err != nil {
 		sink.Close()
-		return nil, fmt.Errorf("audit key: %w", err)
+		return nil, nil, fmt.Errorf("audit key: %w", err)
 	}
 	trail, err := audit.Open(audit.Config{
 		NodeID:      cfg.nodeID(),
@@ -171,10 +140,49 @@ func openTrail(ctx context.Context, cfg auditConfig, dataDir string, storeCfg st
 	})
 	if err != nil {
 		sink.Close()
-		return nil, fmt.Errorf("open audit trail: %w", err)
+		return nil, nil, fmt.Errorf("open audit trail: %w", err)
 	}
 	logger.Info("audit trail", "sink", kind, "node", cfg.nodeID(), "durability", durability.String(), "failOpen", cfg.FailOpen, "journal", journal != nil)
-	return trail, nil
+	return trail, trail, nil
+}
+
+// openAuditSink opens the sink of kind, and returns with it the journal
+// the trail gets (the store's, when it commits a change's record with the
+// change) and the durability the sink can keep.
+func openAuditSink(cfg auditConfig, kind, dataDir string, durability audit.Durability, store neostore.Store, pg *postgres.Store) (sink audit.Sink, journal neostore.ChangeJournal, _ audit.Durability, _ error) {
+	switch kind {
+	case auditSinkFile:
+		if cfg.File == "" && dataDir == "" {
+			return nil, nil, 0, usageError("--audit-sink file needs --audit-file or --data")
+		}
+		fs, err := audit.OpenFile(cfg.filePath(dataDir), cfg.MaxBytes, cfg.Keep)
+		if err != nil {
+			return nil, nil, 0, err
+		}
+		sink = fs
+		// The embedded store commits the record of a write with the write,
+		// so the write waits for one fsync, not two (audit.Config.Journal).
+		// Every wrapper of the store forwards ChangeJournal: which store
+		// value is passed cannot turn this off.
+		if durability == audit.WriteSync {
+			journal = store.ChangeJournal()
+		}
+	case auditSinkStdout:
+		sink = audit.NewWriterSink(os.Stdout)
+	case auditSinkDatabase:
+		if pg == nil {
+			return nil, nil, 0, usageError("--audit-sink database needs --store postgres")
+		}
+		sink = pg.NewAuditSink()
+		// A database sink holds records in memory until Sync commits them,
+		// so a read may not be answered before its record is committed.
+		if durability == audit.WriteSync || durability == audit.NoSync {
+			durability = audit.GroupSync
+		}
+	default:
+		return nil, nil, 0, usageError("--audit-sink %q: want file, database, stdout or off", kind)
+	}
+	return sink, journal, durability, nil
 }
 
 // checkpointStore adapts the store's audit checkpoints to the trail.
