@@ -52,25 +52,47 @@ func (s *SecretService) Get(ctx context.Context, tenant, key string) ([]byte, er
 	return s.sealer.Open(ctx, tenant, key, again.Ciphertext)
 }
 
-// Put seals value and stores it with its validity window, replacing value
-// and window of any previous secret under the same key, and commits c's
-// records with it (SecretStore.PutSecret). It returns EINVALID for an
-// invalid tenant id, key name, empty value or empty window.
-func (s *SecretService) Put(ctx context.Context, tenant, key string, value []byte, validity Validity, c Change) error {
+// SecretPut is a put that was checked: a valid tenant id and key name, a
+// value, and a window that is not empty. NewSecretPut is the only way to
+// make one, so a put is validated once: the API checks it before it
+// records the change, and Put does not check it again.
+type SecretPut struct {
+	tenant, key string
+	value       []byte
+	validity    Validity
+}
+
+// NewSecretPut checks a put of value under tenant's key with its validity
+// window. It returns EINVALID for an invalid tenant id, key name, empty
+// value or empty window.
+func NewSecretPut(tenant, key string, value []byte, validity Validity) (SecretPut, error) {
 	if err := validateNames(tenant, key); err != nil {
-		return err
+		return SecretPut{}, err
 	}
 	if len(value) == 0 {
-		return FieldError("value", "The value field is required.")
+		return SecretPut{}, FieldError("value", "The value field is required.")
 	}
 	if err := validity.Validate(); err != nil {
-		return err
+		return SecretPut{}, err
 	}
-	ciphertext, err := s.sealer.Seal(ctx, tenant, key, value)
+	return SecretPut{tenant: tenant, key: key, value: value, validity: validity}, nil
+}
+
+// errUncheckedPut is returned for a SecretPut not made by NewSecretPut.
+var errUncheckedPut = Errorf(EINTERNAL, "Internal error.")
+
+// Put seals p's value and stores it with its validity window, replacing
+// value and window of any previous secret under the same key, and commits
+// c's records with it (SecretStore.PutSecret).
+func (s *SecretService) Put(ctx context.Context, p SecretPut, c Change) error {
+	if p.tenant == "" {
+		return errUncheckedPut
+	}
+	ciphertext, err := s.sealer.Seal(ctx, p.tenant, p.key, p.value)
 	if err != nil {
 		return err
 	}
-	return s.store.PutSecret(ctx, tenant, key, SealedSecret{Ciphertext: ciphertext, Validity: validity}, c)
+	return s.store.PutSecret(ctx, p.tenant, p.key, SealedSecret{Ciphertext: ciphertext, Validity: p.validity}, c)
 }
 
 // Delete removes tenant's secret key, committing c's records with the

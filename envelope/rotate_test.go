@@ -195,7 +195,7 @@ func primaryID(t *testing.T, m *Master) uint32 {
 
 func mustPut(t *testing.T, n *node, tenant, key, value string) {
 	t.Helper()
-	if err := n.secrets.Put(t.Context(), tenant, key, []byte(value), neostore.Validity{}, neostore.Change{}); err != nil {
+	if err := n.secrets.Put(t.Context(), mustSecretPut(t, tenant, key, value), neostore.Change{}); err != nil {
 		t.Fatalf("Put(%s/%s): %v", tenant, key, err)
 	}
 }
@@ -640,7 +640,11 @@ func TestRotator_RotateTenantKey(t *testing.T) {
 					default:
 					}
 					key, want := fmt.Sprintf("w%d-%d", w, i%5), fmt.Sprintf("v%d-%d", w, i)
-					if err := n.secrets.Put(ctx, "acme", key, []byte(want), neostore.Validity{}, neostore.Change{}); err != nil {
+					put, err := neostore.NewSecretPut("acme", key, []byte(want), neostore.Validity{})
+					if err == nil {
+						err = n.secrets.Put(ctx, put, neostore.Change{})
+					}
+					if err != nil {
 						failures.Add(1)
 						t.Errorf("writer %d: Put: %v", w, err)
 						return
@@ -863,4 +867,15 @@ func (s *memStore) LoadAuditCheckpoint(context.Context, string) (uint64, []byte,
 }
 func (s *memStore) ListAuditCheckpoints(context.Context) ([]neostore.AuditCheckpoint, error) {
 	return nil, nil
+}
+
+// mustSecretPut returns the checked put of value under tenant's key, with
+// no validity window.
+func mustSecretPut(t *testing.T, tenant, key, value string) neostore.SecretPut {
+	t.Helper()
+	p, err := neostore.NewSecretPut(tenant, key, []byte(value), neostore.Validity{})
+	if err != nil {
+		t.Fatalf("NewSecretPut: %v", err)
+	}
+	return p
 }

@@ -79,12 +79,20 @@ func handlePutSecret(out *responder, secrets *neostore.SecretService, limits bod
 			out.error(w, r, err)
 			return
 		}
+		put, err := neostore.NewSecretPut(tenant, key, req.value, req.validity)
+		if err == nil {
+			err = checkValueSize(req.value, limits)
+		}
+		if err != nil {
+			out.error(w, r, err)
+			return
+		}
 		change, err := auditWrite(r, http.StatusNoContent)
 		if err != nil {
 			out.error(w, r, err)
 			return
 		}
-		if err := secrets.Put(r.Context(), tenant, key, req.value, req.validity, change); err != nil {
+		if err := secrets.Put(r.Context(), put, change); err != nil {
 			out.error(w, r, err)
 			return
 		}

@@ -543,6 +543,8 @@ func TestPut_BadInput(t *testing.T) {
 		{"ValueOverLimit", json, `{"value":"` + strings.Repeat("x", 64<<10+1) + `"}`, 413, ""},
 		{"ValueOverLimitEscaped", json, `{"value":"` + strings.Repeat(`\u00e9`, 32<<10+1) + `"}`, 413, ""},
 		{"BodyOverLimit", json, `{"value":"v"}` + strings.Repeat(" ", 1<<20), 413, ""},
+		// An empty window is reported before a value over its limit.
+		{"EmptyWindowAndValueOverLimit", json, `{"value":"` + strings.Repeat("x", 64<<10+1) + `","options":{"notBefore":"2099-01-02T00:00:00Z","expiresOn":"2099-01-01T00:00:00Z"}}`, 400, "options.expiresOn"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
