@@ -37,6 +37,11 @@ type APIKeyStore interface {
 	// tenant is empty, ordered by creation time then id.
 	ListAPIKeys(ctx context.Context, tenant string) ([]APIKey, error)
 
+	// APIKeyByHash returns the record whose hash is hash, revoked or not. It
+	// returns ENOTFOUND when no record has that hash. A node asks it for a
+	// well-formed key it does not know yet: one another node just issued.
+	APIKeyByHash(ctx context.Context, hash []byte) (APIKey, error)
+
 	// RevokeAPIKey marks the key revoked at the given time. It returns
 	// ENOTFOUND when no key has that id; revoking twice keeps the first time.
 	RevokeAPIKey(ctx context.Context, id string, at time.Time) error

@@ -12,7 +12,7 @@ const (
 	EUNAUTHENTICATED  = "unauthenticated"   // no, unknown or bad credential; 401
 	EFORBIDDEN        = "forbidden"         // credential lacks tenant or scope; 403
 	ENOTFOUND         = "not_found"         // no such secret or resource; 404
-	ECONFLICT         = "conflict"          // a compare-and-swap lost to a concurrent change; 409
+	ECONFLICT         = "conflict"          // a compare-and-swap lost to a concurrent change, or a quota is full; 409
 	ETOOLARGE         = "too_large"         // value or body over its limit; 413
 	EUNSUPPORTEDMEDIA = "unsupported_media" // request body of a type we do not read; 415
 	EUNAVAILABLE      = "unavailable"       // a dependency is down; retry later; 503

@@ -105,6 +105,10 @@ type SealedSecret struct {
 	Validity   Validity
 }
 
+// ErrTenantFull is returned by PutSecret when a new key would take a tenant
+// over the store's per-tenant quota of keys.
+var ErrTenantFull = Errorf(ECONFLICT, "The tenant already holds the most secrets this server allows; delete one before adding another.")
+
 // SecretStore keeps sealed secrets by tenant and key name. Implementations
 // hold no business logic: they neither seal nor authorize nor check validity.
 // Tenant ids and key names arrive already validated.
@@ -116,8 +120,11 @@ type SecretStore interface {
 	// PutSecret stores s under tenant and key, replacing any previous secret,
 	// and commits c's records in the same transaction. When it returns nil
 	// the write and c's records are durable; otherwise neither is stored.
-	// A store that cannot commit records (see Store.ChangeJournal) returns
-	// ErrChangeRecords for a c that carries some.
+	// A store with a per-tenant quota returns ErrTenantFull, and stores
+	// nothing, for a new key of a tenant that already holds its quota;
+	// replacing a key always succeeds. A store that cannot commit records
+	// (see Store.ChangeJournal) returns ErrChangeRecords for a c that
+	// carries some.
 	PutSecret(ctx context.Context, tenant, key string, s SealedSecret, c Change) error
 
 	// DeleteSecret removes the secret, and commits c's records like
@@ -128,6 +135,13 @@ type SecretStore interface {
 	// ListSecretKeys returns the key names stored for tenant, in ordinal
 	// byte order, or an empty slice for a tenant without secrets.
 	ListSecretKeys(ctx context.Context, tenant string) ([]string, error)
+
+	// ListSecretKeysAfter returns at most limit of tenant's key names that
+	// sort after after, in ordinal byte order; an empty after starts at the
+	// first. Fewer than limit, or none, means no more follow. Each call is
+	// one short read, so a listing in chunks holds no transaction (nor
+	// memory) for the whole tenant.
+	ListSecretKeysAfter(ctx context.Context, tenant, after string, limit int) ([]string, error)
 
 	// ReplaceSecret stores s under tenant and key only if the stored
 	// secret's ciphertext is still old, atomically; re-sealing under a new

@@ -104,13 +104,38 @@ func (s *SecretService) Delete(ctx context.Context, tenant, key string, c Change
 	return s.store.DeleteSecret(ctx, tenant, key, c)
 }
 
-// List returns every key name stored for tenant, in ordinal byte order,
-// including secrets outside their validity window.
-func (s *SecretService) List(ctx context.Context, tenant string) ([]string, error) {
+// listChunk is how many key names ListEach reads from the store at a time:
+// enough to make the per-read cost small, few enough that a listing holds
+// about 100 KB however large the tenant.
+const listChunk = 1000
+
+// ListEach calls yield with every key name stored for tenant, in ordinal
+// byte order and in chunks of at most 1,000, including secrets outside
+// their validity window. Each chunk is a read of its own, so the memory a
+// listing holds does not grow with the tenant; the chunks are therefore
+// not one snapshot: a key put or deleted during the listing may or may
+// not appear, and every key stored throughout appears exactly once. yield
+// is called at least once, with an empty chunk for a tenant without
+// secrets; it must not keep the slice. An error from yield stops the
+// listing and is returned.
+func (s *SecretService) ListEach(ctx context.Context, tenant string, yield func(keys []string) error) error {
 	if !ValidTenantID(tenant) {
-		return nil, InvalidTenantID("tenantId")
+		return InvalidTenantID("tenantId")
 	}
-	return s.store.ListSecretKeys(ctx, tenant)
+	after := ""
+	for {
+		keys, err := s.store.ListSecretKeysAfter(ctx, tenant, after, listChunk)
+		if err != nil {
+			return err
+		}
+		if err := yield(keys); err != nil {
+			return err
+		}
+		if len(keys) < listChunk {
+			return nil
+		}
+		after = keys[len(keys)-1]
+	}
 }
 
 func validateNames(tenant, key string) error {

@@ -2,7 +2,9 @@
 // running server over a Unix socket in the data directory. The socket is the
 // whole admin interface: nothing administrative listens on the network, and
 // only a user who can open the data directory (mode 0700) and the socket
-// (mode 0600) can use it.
+// (mode 0600) can use it. On Linux both ends also check each other's uid
+// (SO_PEERCRED): the server serves only its own user and root, the client
+// talks only to a server running as itself, root, or the directory's owner.
 package admin
 
 import (

@@ -33,7 +33,7 @@ func (s snapshot) Backup(w io.Writer) (int64, error) {
 func serveAdmin(t *testing.T, backup admin.Backuper) *admin.Client {
 	t.Helper()
 	dir := t.TempDir()
-	ln, err := admin.Listen(dir)
+	ln, err := admin.Listen(dir, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

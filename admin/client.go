@@ -28,21 +28,46 @@ type Client struct {
 
 // Dial connects to the admin socket of dataDir. It returns ErrNoServer when
 // the socket does not exist or nothing listens on it.
+//
+// It talks only to a server that runs as the caller's user, as root, or as
+// the owner of dataDir (the service's user, when root runs the command): a
+// local user who could replace the socket must not be able to answer
+// "revoked" for a key that still works. Every connection is checked, not
+// only the first.
 func Dial(dataDir string) (*Client, error) {
 	path := filepath.Join(dataDir, SocketName)
-	conn, err := net.DialTimeout("unix", path, 2*time.Second)
+	trusted := []uint32{euid()}
+	if owner, ok := dirOwner(dataDir); ok {
+		trusted = append(trusted, owner)
+	}
+	dialer := net.Dialer{Timeout: 2 * time.Second}
+	dial := func(ctx context.Context) (net.Conn, error) {
+		conn, err := dialer.DialContext(ctx, "unix", path)
+		if err != nil {
+			return nil, err
+		}
+		if err := checkConn(conn, trusted...); err != nil {
+			conn.Close()
+			return nil, &refusedError{fmt.Errorf("refusing to use the admin socket %s: %w (another user may have replaced it: check the data directory's owner and mode)", path, err)}
+		}
+		return conn, nil
+	}
+	conn, err := dial(context.Background())
 	if err != nil {
-		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
+		var refused *refusedError
+		switch {
+		case errors.As(err, &refused):
+			return nil, refused.err
+		case errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED):
 			return nil, ErrNoServer
 		}
 		return nil, fmt.Errorf("connect to admin socket: %w", err)
 	}
 	conn.Close()
-	dialer := net.Dialer{Timeout: 2 * time.Second}
 	return &Client{http: &http.Client{
 		Timeout: 30 * time.Second,
 		Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return dialer.DialContext(ctx, "unix", path)
+			return dial(ctx)
 		}},
 	}}, nil
 }
@@ -98,3 +123,9 @@ func (c *Client) do(ctx context.Context, method, path string, body []byte, want 
 	}
 	return json.NewDecoder(resp.Body).Decode(out)
 }
+
+// refusedError is a connection Dial made and closed because of who served it.
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string { return e.err.Error() }
+func (e *refusedError) Unwrap() error { return e.err }

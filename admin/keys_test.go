@@ -56,7 +56,7 @@ func (k *keyManager) RotateTenantKey(_ context.Context, tenant string, grace tim
 func serveKeys(t *testing.T, keys neostore.KeyManager) *admin.Client {
 	t.Helper()
 	dir := t.TempDir()
-	ln, err := admin.Listen(dir)
+	ln, err := admin.Listen(dir, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -111,8 +111,10 @@ func writeError(w http.ResponseWriter, logger *slog.Logger, err error) {
 
 // Listen creates the admin socket in dataDir with mode 0600, replacing a
 // stale socket left by a server that did not shut down cleanly. It refuses
-// when another server answers on the socket.
-func Listen(dataDir string) (net.Listener, error) {
+// when another server answers on the socket. The listener closes, and logs,
+// every connection from a process that runs neither as this server's user
+// nor as root (on Linux, where the kernel reports the peer's uid).
+func Listen(dataDir string, logger *slog.Logger) (net.Listener, error) {
 	path := filepath.Join(dataDir, SocketName)
 	if conn, err := net.DialTimeout("unix", path, time.Second); err == nil {
 		conn.Close()
@@ -129,5 +131,5 @@ func Listen(dataDir string) (net.Listener, error) {
 		ln.Close()
 		return nil, fmt.Errorf("restrict admin socket: %w", err)
 	}
-	return ln, nil
+	return &peerListener{Listener: ln, self: euid(), logger: logger}, nil
 }

@@ -9,7 +9,33 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/singleflight"
+	"golang.org/x/time/rate"
+
 	"github.com/neostore/neostore-secrets"
+)
+
+// Look-ups of unknown keys. A node that shares its store with others asks
+// the store for a well-formed key it does not know, so that a key issued on
+// another node works here at once rather than after the next reload. Random
+// well-formed keys must not turn that into a way to hammer the database:
+const (
+	// LookupRate and LookupBurst bound the store look-ups of one node, for
+	// every unknown key together. Past them an unknown key is refused (401)
+	// without asking: during a flood of random keys, a key issued on another
+	// node a moment ago may be refused too until the next reload, which is
+	// how it was before look-ups.
+	LookupRate  = rate.Limit(5) // per second
+	LookupBurst = 10
+
+	// NegativeTTL is how long a hash the store did not know is refused
+	// without asking again. Keys are random, so a key issued later cannot
+	// have a cached hash; the cache only spares the store a client that
+	// retries a bad key.
+	NegativeTTL = 2 * time.Second
+	// negativeMax bounds the negative cache; when it is full of live
+	// entries, misses are not cached and the rate limit alone applies.
+	negativeMax = 4096
 )
 
 // Verifier checks API keys against an in-memory copy of the stored records
@@ -26,6 +52,11 @@ type Verifier struct {
 	mu       sync.RWMutex
 	byHash   map[[sha256.Size]byte]*entry
 	byID     map[string]*entry
+
+	lookups  singleflight.Group // per hash
+	limit    *rate.Limiter      // store look-ups of unknown keys
+	negMu    sync.Mutex
+	negative map[[sha256.Size]byte]time.Time // hash -> refused until
 }
 
 // entry is one cached key. principal is built once and shared by every
@@ -39,7 +70,12 @@ type entry struct {
 
 // NewVerifier loads every API-key record from store.
 func NewVerifier(ctx context.Context, store neostore.APIKeyStore, now func() time.Time) (*Verifier, error) {
-	v := &Verifier{store: store, now: now}
+	v := &Verifier{
+		store:    store,
+		now:      now,
+		limit:    rate.NewLimiter(LookupRate, LookupBurst),
+		negative: map[[sha256.Size]byte]time.Time{},
+	}
 	if err := v.Reload(ctx); err != nil {
 		return nil, err
 	}
@@ -97,7 +133,8 @@ func newEntry(k neostore.APIKey) *entry {
 var errUnauthenticated = neostore.Errorf(neostore.EUNAUTHENTICATED, "The API key is not valid.")
 
 // Verify returns the principal of an API key, or EUNAUTHENTICATED when the
-// key is malformed, unknown, expired or revoked.
+// key is malformed, unknown, expired or revoked. A well-formed key missing
+// from memory is looked up in the store (see LookupRate).
 func (v *Verifier) Verify(ctx context.Context, credential string) (*neostore.Principal, error) {
 	if !WellFormed(credential) {
 		return nil, errUnauthenticated
@@ -106,6 +143,12 @@ func (v *Verifier) Verify(ctx context.Context, credential string) (*neostore.Pri
 	v.mu.RLock()
 	e := v.byHash[hash]
 	v.mu.RUnlock()
+	if e == nil {
+		var err error
+		if e, err = v.lookup(ctx, hash); err != nil {
+			return nil, err
+		}
+	}
 	if e == nil || subtle.ConstantTimeCompare(e.record.Hash, hash[:]) != 1 {
 		return nil, errUnauthenticated
 	}
@@ -115,6 +158,78 @@ func (v *Verifier) Verify(ctx context.Context, credential string) (*neostore.Pri
 	}
 	e.lastUsed.Store(now.UnixNano())
 	return e.principal, nil
+}
+
+// lookup asks the store for a hash missing from memory, at most once at a
+// time per hash, and adds a found record, revoked or not, to memory. It
+// returns nil for an unknown hash, a recently unknown one, or when the rate
+// limit is spent.
+func (v *Verifier) lookup(ctx context.Context, hash [sha256.Size]byte) (*entry, error) {
+	now := v.now()
+	if v.knownUnknown(hash, now) {
+		return nil, nil
+	}
+	res, err, _ := v.lookups.Do(string(hash[:]), func() (any, error) {
+		// Refused before waiting on changeMu, so that a flood of random keys
+		// does not queue behind a slow reload or look-up.
+		if !v.limit.AllowN(now, 1) {
+			return (*entry)(nil), nil
+		}
+		// Ordered with Reload, Create and Revoke: a record read here cannot
+		// overwrite a newer one (a revocation) that a reload put in memory.
+		v.changeMu.Lock()
+		defer v.changeMu.Unlock()
+		v.mu.RLock()
+		e := v.byHash[hash]
+		v.mu.RUnlock()
+		if e != nil {
+			return e, nil
+		}
+		// The flight is shared by every request waiting on this hash, so
+		// one request giving up must not fail the others.
+		rec, err := v.store.APIKeyByHash(context.WithoutCancel(ctx), hash[:])
+		if neostore.ErrorCode(err) == neostore.ENOTFOUND {
+			v.rememberUnknown(hash, now)
+			return (*entry)(nil), nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("look up api key: %w", err)
+		}
+		e = newEntry(rec)
+		v.mu.Lock()
+		v.byHash[hash] = e
+		v.byID[rec.ID] = e
+		v.mu.Unlock()
+		return e, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res.(*entry), nil
+}
+
+// knownUnknown reports whether the store did not know hash a moment ago.
+func (v *Verifier) knownUnknown(hash [sha256.Size]byte, now time.Time) bool {
+	v.negMu.Lock()
+	defer v.negMu.Unlock()
+	until, ok := v.negative[hash]
+	return ok && now.Before(until)
+}
+
+func (v *Verifier) rememberUnknown(hash [sha256.Size]byte, now time.Time) {
+	v.negMu.Lock()
+	defer v.negMu.Unlock()
+	if len(v.negative) >= negativeMax {
+		for h, until := range v.negative {
+			if !now.Before(until) {
+				delete(v.negative, h)
+			}
+		}
+		if len(v.negative) >= negativeMax {
+			return
+		}
+	}
+	v.negative[hash] = now.Add(NegativeTTL)
 }
 
 // Create implements neostore.APIKeyIssuer: it stores only the key's hash and
@@ -175,19 +290,32 @@ func (v *Verifier) List(ctx context.Context, tenant string) ([]neostore.APIKey, 
 	return keys, nil
 }
 
-// Revoke implements neostore.APIKeyIssuer.
+// Revoke implements neostore.APIKeyIssuer. It first writes the key's
+// unflushed last-use time: whoever checks whether a leaked key was used
+// reads it after the revocation, possibly on another node.
 func (v *Verifier) Revoke(ctx context.Context, id string) error {
 	v.changeMu.Lock()
 	defer v.changeMu.Unlock()
+	v.mu.RLock()
+	e := v.byID[id]
+	v.mu.RUnlock()
+	if e != nil {
+		if used := e.lastUsed.Load(); used > e.flushed.Load() {
+			if err := v.store.TouchAPIKeys(ctx, map[string]time.Time{id: time.Unix(0, used).UTC()}); err != nil {
+				return fmt.Errorf("record api key use before revoking: %w", err)
+			}
+			e.flushed.Store(used)
+		}
+	}
 	if err := v.store.RevokeAPIKey(ctx, id, v.now().UTC()); err != nil {
 		return err
 	}
-	// Drop the key from memory before reloading its record: between the two
-	// steps the key must already fail.
+	// Drop the key from the hash table before reloading its record: between
+	// the two steps the key must already fail. Its entry stays in byID so
+	// that the reload carries over a use that came after the flush above.
 	v.mu.Lock()
-	if e := v.byID[id]; e != nil {
+	if e != nil {
 		delete(v.byHash, [sha256.Size]byte(e.record.Hash))
-		delete(v.byID, id)
 	}
 	v.mu.Unlock()
 	return v.reload(ctx)

@@ -45,6 +45,7 @@ type FileSink struct {
 	keep     int
 	f        *os.File
 	size     int64
+	cut      int64 // bytes of a partial last line cut at open
 	broken   error // sticky: the file is in a state we cannot vouch for
 }
 
@@ -102,9 +103,14 @@ func (s *FileSink) repair() error {
 	if err := s.f.Sync(); err != nil {
 		return fmt.Errorf("audit: sync file: %w", err)
 	}
-	s.size = end
+	s.cut, s.size = s.size-end, end
 	return nil
 }
+
+// CutAtOpen returns how many bytes of a partial last line OpenFile cut, 0
+// when the file ended in a whole line. The caller logs it: a cut is a sign
+// of a crash, and whoever reads the file later should not find it silent.
+func (s *FileSink) CutAtOpen() int64 { return s.cut }
 
 // lastNewline returns the offset just past the last '\n' in the first size
 // bytes of r, or 0 when there is none.

@@ -119,10 +119,15 @@ func TestFileSink_OpenFile(t *testing.T) {
 		}
 		f.WriteString(`{"time":"2026-03-01T12:00`) // a write cut short by a crash
 		f.Close()
-		_, err = audit.Verify([]string{path}, testKey, nil)
-		if p := problemOf(t, err); p.Kind != audit.Truncated || p.Line != 4 {
-			t.Errorf("before repair: problem = %+v, want a truncated line 4", p)
+		r := mustVerify(t, []string{path})
+		if r.Records != 3 || r.TornTail == nil || r.TornTail.Line != 4 || r.TornTail.Bytes != 25 {
+			t.Errorf("before repair: report = %+v, torn tail %+v; want 3 records and a torn line 4 of 25 bytes", r, r.TornTail)
 		}
+		s := openFileSink(t, path, 0, 0)
+		if got := s.CutAtOpen(); got != 25 {
+			t.Errorf("CutAtOpen = %d, want the 25 bytes of the partial line", got)
+		}
+		must(t, s.Close())
 		writeTrail(t, path, "node-a", testKey, 2)
 		if r := mustVerify(t, []string{path}); r.Records != 5 {
 			t.Errorf("after repair: Records = %d, want 5", r.Records)

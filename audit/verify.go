@@ -29,7 +29,8 @@ const (
 	// Reordered: records present but out of order.
 	Reordered ProblemKind = "reordered"
 	// Truncated: the trail ends before where its checkpoint says it reached,
-	// differs from the checkpoint at that point, or ends in a partial line.
+	// or differs from the checkpoint at that point. A trail that merely ends
+	// in a partial line is not a problem but a Report.TornTail.
 	Truncated ProblemKind = "truncated"
 )
 
@@ -53,6 +54,23 @@ func (p *Problem) Error() string {
 type Report struct {
 	Records int     // records read before Verify stopped
 	Chains  []Chain // one per node, in order of first appearance
+
+	// TornTail, when set, is a last line cut short with no newline, after
+	// records that all verify: a write interrupted by a crash. Its record
+	// was never acknowledged (a Trail releases a caller only once the whole
+	// line is written), or, journaled by the embedded store, is written back
+	// at the next start; FileSink cuts it then. A complete line that fails
+	// its mac is a Problem (Altered) instead, and so is a torn tail that
+	// stops short of a checkpoint (Truncated): cutting records that a
+	// checkpoint covers is not a crash.
+	TornTail *TornTail
+}
+
+// TornTail locates a partial last line.
+type TornTail struct {
+	File  string
+	Line  int // 1-based
+	Bytes int // its length, without a newline
 }
 
 // Chain is the part of one node's chain that Verify read.
@@ -125,6 +143,8 @@ type verifier struct {
 	problem *Problem
 	pending *suspect
 	stop    bool
+	torn    *TornTail
+	lastLen int // bytes of the line being checked
 	buf     []byte
 	last    struct {
 		file string
@@ -163,6 +183,7 @@ func (v *verifier) read(r io.Reader, name string, last bool) error {
 		v.buf = line[:0]
 		v.last.file, v.last.line = name, n
 		torn := last && !terminated
+		v.lastLen = len(line)
 		if tooLong {
 			line = nil // not a record; let it fail as one
 		}
@@ -215,8 +236,7 @@ func (v *verifier) check(line []byte, file string, n int, torn bool) {
 	}
 	if !macOK {
 		if torn {
-			at.Kind, at.Detail = Truncated, "the last line is incomplete (a write cut short)"
-			v.problem, v.stop = &at, true
+			v.torn, v.stop = &TornTail{File: file, Line: n, Bytes: v.lastLen}, true
 			return
 		}
 		s := &suspect{Problem: at, kind: suspectMAC}
@@ -337,7 +357,7 @@ func (v *verifier) finish(err error) (Report, error) {
 }
 
 func (v *verifier) report() Report {
-	r := Report{Records: v.records}
+	r := Report{Records: v.records, TornTail: v.torn}
 	for _, n := range v.order {
 		c := v.chains[n]
 		ch := c.Chain

@@ -112,6 +112,47 @@ func TestVerify(t *testing.T) {
 		}
 	})
 
+	t.Run("TornTail", func(t *testing.T) {
+		// A crash cut the last write short: every record before verifies,
+		// against the checkpoint too, and the fragment is reported as a torn
+		// tail, not as a problem.
+		path := tempPath(t)
+		writeTrail(t, path, "node-a", testKey, 10)
+		lines := readLines(t, path)
+		ck := checkpointOf("node-a", 9, lines[8])
+		torn := lines[9][:len(lines[9])/2]
+		must(t, os.WriteFile(path, []byte(strings.Join(lines[:9], "\n")+"\n"+torn), 0o600))
+		r := mustVerify(t, []string{path}, ck)
+		if r.Records != 9 || r.TornTail == nil || *r.TornTail != (audit.TornTail{File: path, Line: 10, Bytes: len(torn)}) {
+			t.Errorf("report = %+v, torn tail %+v; want 9 records and a torn line 10 of %d bytes", r, r.TornTail, len(torn))
+		}
+	})
+
+	t.Run("TornTailShortOfTheCheckpointIsTruncated", func(t *testing.T) {
+		// Records the checkpoint covers were cut: not a crash.
+		path := tempPath(t)
+		ck := writeTrail(t, path, "node-a", testKey, 10)
+		lines := readLines(t, path)
+		must(t, os.WriteFile(path, []byte(strings.Join(lines[:9], "\n")+"\n"+lines[9][:20]), 0o600))
+		_, err := audit.Verify([]string{path}, testKey, []audit.Checkpoint{ck})
+		if p := problemOf(t, err); p.Kind != audit.Truncated {
+			t.Errorf("problem = %+v, want truncated", p)
+		}
+	})
+
+	t.Run("AlteredWholeLastLineIsNotATornTail", func(t *testing.T) {
+		// A complete line, newline and all, that fails its mac was changed.
+		path := tempPath(t)
+		writeTrail(t, path, "node-a", testKey, 10)
+		lines := readLines(t, path)
+		lines[9] = lines[9][:len(lines[9])/2]
+		writeLines(t, path, lines)
+		r, err := audit.Verify([]string{path}, testKey, nil)
+		if p := problemOf(t, err); p.Kind != audit.Altered || p.Line != 10 || r.TornTail != nil {
+			t.Errorf("problem = %+v, torn tail %+v; want altered at line 10 and no torn tail", p, r.TornTail)
+		}
+	})
+
 	t.Run("InterleavedNodes", func(t *testing.T) {
 		dir := t.TempDir()
 		a, b := filepath.Join(dir, "a.log"), filepath.Join(dir, "b.log")
@@ -208,4 +249,10 @@ func FuzzVerify(f *testing.F) {
 			t.Errorf("a trail that is no run of genuine lines verified: %q", data)
 		}
 	})
+}
+
+// checkpointOf returns a checkpoint of node at seq, whose line is line.
+func checkpointOf(node string, seq uint64, line string) audit.Checkpoint {
+	sum := sha256.Sum256([]byte(line))
+	return audit.Checkpoint{Node: node, Seq: seq, Hash: sum[:]}
 }

@@ -57,6 +57,21 @@ func (s *Store) ListAPIKeys(ctx context.Context, tenant string) ([]neostore.APIK
 	return listAPIKeys(tx, tenant)
 }
 
+// APIKeyByHash returns the record whose hash is hash, revoked or not, or
+// ENOTFOUND.
+func (s *Store) APIKeyByHash(ctx context.Context, hash []byte) (neostore.APIKey, error) {
+	tx, err := s.begin(ctx, false)
+	if err != nil {
+		return neostore.APIKey{}, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	id := tx.Bucket(bucketAPIKeyHashes).Get(hash)
+	if id == nil {
+		return neostore.APIKey{}, neostore.ErrAPIKeyNotFound
+	}
+	return getAPIKey(tx, string(id))
+}
+
 // RevokeAPIKey marks the key revoked at at. It returns ENOTFOUND for an
 // unknown id; a key revoked before keeps its first revocation time.
 func (s *Store) RevokeAPIKey(ctx context.Context, id string, at time.Time) error {

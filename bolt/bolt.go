@@ -52,6 +52,13 @@ type Options struct {
 	// "wait forever" is not offered: a second server started by mistake
 	// should fail, not hang.
 	Timeout time.Duration
+	// MaxKeysPerTenant is the most secrets one tenant may hold; a put of a
+	// new key beyond it fails with neostore.ErrTenantFull. Zero means
+	// unlimited. Each put of a new key then counts the tenant's keys (up
+	// to the quota) in the write transaction, which keeps the count exact
+	// under concurrent puts but costs a walk of the tenant per new key:
+	// keep the quota in the tens of thousands.
+	MaxKeysPerTenant int
 }
 
 // Store is a neostore.Store in a bbolt file. It is safe for concurrent use.
@@ -66,6 +73,8 @@ type Store struct {
 	closed   bool
 	closeErr error
 	once     sync.Once
+
+	maxKeys int // Options.MaxKeysPerTenant
 }
 
 var _ neostore.Store = (*Store)(nil)
@@ -87,7 +96,7 @@ func Open(path string, opts Options) (*Store, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, writes: make(chan write, maxBatch), stop: make(chan struct{}), loopDone: make(chan struct{})}
+	s := &Store{db: db, path: path, writes: make(chan write, maxBatch), stop: make(chan struct{}), loopDone: make(chan struct{}), maxKeys: max(opts.MaxKeysPerTenant, 0)}
 	if err := s.init(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)

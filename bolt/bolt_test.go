@@ -23,8 +23,14 @@ import (
 // bbolt's consistency check finds a fault, as bbolt's own btesting does.
 func mustOpen(tb testing.TB) *bolt.Store {
 	tb.Helper()
+	return mustOpenWith(tb, bolt.Options{})
+}
+
+// mustOpenWith is mustOpen with options.
+func mustOpenWith(tb testing.TB, opts bolt.Options) *bolt.Store {
+	tb.Helper()
 	path := filepath.Join(tb.TempDir(), "neostore.db")
-	s, err := bolt.Open(path, bolt.Options{})
+	s, err := bolt.Open(path, opts)
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}
@@ -74,6 +80,12 @@ func rawUpdate(t *testing.T, path string, fn func(tx *bbolt.Tx) error) {
 
 func TestStore_Conformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) neostore.Store { return mustOpen(t) })
+}
+
+func TestStore_Quota(t *testing.T) {
+	storetest.RunQuota(t, func(t *testing.T, maxKeys int) neostore.Store {
+		return mustOpenWith(t, bolt.Options{MaxKeysPerTenant: maxKeys})
+	})
 }
 
 func BenchmarkStore(b *testing.B) {

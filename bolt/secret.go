@@ -30,7 +30,7 @@ func (s *Store) PutSecret(ctx context.Context, tenant, key string, sec neostore.
 	// The fresh buffer also means the caller's slice is never stored.
 	rec := encodeSecret(sec)
 	if err := s.batchChange(ctx, c, func(tx *bbolt.Tx) error {
-		return putSecret(tx, tenant, key, rec)
+		return putSecret(tx, tenant, key, rec, s.maxKeys)
 	}); err != nil {
 		return fmt.Errorf("bolt: put secret: %w", err)
 	}
@@ -86,6 +86,35 @@ func (s *Store) ListSecretKeys(ctx context.Context, tenant string) ([]string, er
 	return listSecretKeys(tx, tenant), nil
 }
 
+// ListSecretKeysAfter returns at most limit of tenant's key names after
+// after, in one read transaction of its own: a transaction held while a
+// response trickles out to a slow client would block bbolt's remap when a
+// writer grows the file.
+func (s *Store) ListSecretKeysAfter(ctx context.Context, tenant, after string, limit int) ([]string, error) {
+	tx, err := s.begin(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = tx.Rollback() }()
+	keys := make([]string, 0, min(max(limit, 0), 1024))
+	b := tx.Bucket(bucketSecrets).Bucket([]byte(tenant))
+	if b == nil {
+		return keys, nil
+	}
+	c := b.Cursor()
+	k, v := c.Seek([]byte(after))
+	if k != nil && string(k) == after {
+		k, v = c.Next()
+	}
+	for ; k != nil && len(keys) < limit; k, v = c.Next() {
+		if v == nil {
+			continue // a nested bucket; the layout has none, but it is no key
+		}
+		keys = append(keys, string(k))
+	}
+	return keys, nil
+}
+
 func getSecret(tx *bbolt.Tx, tenant, key string) (neostore.SealedSecret, error) {
 	b := tx.Bucket(bucketSecrets).Bucket([]byte(tenant))
 	if b == nil {
@@ -102,12 +131,29 @@ func getSecret(tx *bbolt.Tx, tenant, key string) (neostore.SealedSecret, error) 
 	return sec, nil
 }
 
-func putSecret(tx *bbolt.Tx, tenant, key string, rec []byte) error {
+// putSecret stores rec; with maxKeys > 0 a new key of a tenant that holds
+// maxKeys already fails with ErrTenantFull.
+func putSecret(tx *bbolt.Tx, tenant, key string, rec []byte, maxKeys int) error {
 	b, err := tx.Bucket(bucketSecrets).CreateBucketIfNotExists([]byte(tenant))
 	if err != nil {
 		return err
 	}
+	if maxKeys > 0 && b.Get([]byte(key)) == nil && countKeys(b, maxKeys) >= maxKeys {
+		return neostore.ErrTenantFull
+	}
 	return b.Put([]byte(key), rec)
+}
+
+// countKeys counts b's keys, stopping at limit. It walks a cursor rather
+// than asking Bucket.Stats, which reads committed pages only and so would
+// miss the keys put earlier in a shared (group-commit) transaction.
+func countKeys(b *bbolt.Bucket, limit int) int {
+	n := 0
+	c := b.Cursor()
+	for k, _ := c.First(); k != nil && n < limit; k, _ = c.Next() {
+		n++
+	}
+	return n
 }
 
 // deleteSecret also drops the tenant's bucket once it is empty, so that

@@ -102,6 +102,15 @@ func (s *memStore) DeleteSecret(ctx context.Context, tenant, key string, _ neost
 	return nil
 }
 
+func (s *memStore) ListSecretKeysAfter(ctx context.Context, tenant, after string, limit int) ([]string, error) {
+	all, _ := s.ListSecretKeys(ctx, tenant)
+	i, _ := slices.BinarySearch(all, after)
+	if i < len(all) && all[i] == after {
+		i++
+	}
+	return all[i:min(len(all), i+max(limit, 0))], nil
+}
+
 func (s *memStore) ListSecretKeys(ctx context.Context, tenant string) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

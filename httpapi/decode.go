@@ -3,11 +3,13 @@ package httpapi
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/neostore/neostore-secrets"
@@ -85,15 +87,14 @@ func jsonContentType(values []string) bool {
 	return false
 }
 
-// Messages of decoding errors. They never quote the client's input.
+// Messages of decoding errors. They never quote the client's input, but
+// for the name of an unknown property (see unknownProperty).
 const (
 	msgNotUTF8        = "The request body is not valid UTF-8."
 	msgEmptyBody      = "A non-empty request body is required."
 	msgNotObject      = "The request body must be a JSON object."
 	msgSyntax         = "The request body is not valid JSON."
 	msgTrailing       = "The request body contains data after the JSON object."
-	msgUnknown        = "The request body contains a property that is not allowed."
-	msgUnknownOption  = "The options object contains a property that is not allowed."
 	msgDuplicate      = "The property is given more than once."
 	msgValueRequired  = "The value field is required."
 	msgValueString    = "The value field must be a string."
@@ -161,7 +162,7 @@ func decodeSetRequest(body []byte) (setRequest, error) {
 			}
 			req.validity = v
 		default:
-			return neostore.FieldError("$", msgUnknown)
+			return unknownProperty("$", prop, "SetRequest")
 		}
 		return nil
 	})
@@ -210,7 +211,7 @@ func (d *scanner) options() (neostore.Validity, error) {
 			}
 			seenNotBefore, field, bound = true, "options.notBefore", &v.NotBefore
 		default:
-			return neostore.FieldError("options", msgUnknownOption)
+			return unknownProperty("$.options", prop, "OptionsRequest")
 		}
 		switch d.peek() {
 		case 'n':
@@ -234,6 +235,49 @@ func (d *scanner) options() (neostore.Validity, error) {
 		return nil
 	})
 	return v, err
+}
+
+// maxPropertyName is how much of an unknown property's name an error quotes.
+const maxPropertyName = 64
+
+// unknownProperty names an unknown property as ASP.NET Core does with
+// System.Text.Json's JsonUnmappedMemberHandling.Disallow: keyed by its JSON
+// path, with the serializer's message (the type is the schema's name). The
+// name is the client's own input, so it is clipped to maxPropertyName runes
+// and its control and other unprintable characters are written as \uXXXX:
+// a client that logs the message gets no escape sequences or line breaks.
+func unknownProperty(parent string, name []byte, typ string) error {
+	shown := displayProperty(name)
+	path := parent + "." + shown
+	if bytes.ContainsAny(name, jsonPathSpecial) {
+		path = parent + "['" + strings.ReplaceAll(shown, "'", `\'`) + "']"
+	}
+	return neostore.FieldError(path, "The JSON property '"+shown+"' could not be mapped to any .NET member contained in type '"+typ+"'.")
+}
+
+// jsonPathSpecial are the characters for which System.Text.Json writes a
+// property in bracket notation in a JSON path.
+const jsonPathSpecial = ".'/\"[]()\t\n\r\f\b\\\u0085\u2028\u2029 "
+
+// displayProperty clips and escapes a property name for an error message.
+func displayProperty(name []byte) string {
+	var b strings.Builder
+	n := 0
+	for _, r := range string(name) {
+		if n == maxPropertyName {
+			b.WriteString("…")
+			break
+		}
+		n++
+		if unicode.IsPrint(r) {
+			b.WriteRune(r)
+		} else if r > 0xFFFF {
+			fmt.Fprintf(&b, `\U%08X`, r)
+		} else {
+			fmt.Fprintf(&b, `\u%04X`, r)
+		}
+	}
+	return b.String()
 }
 
 // scanner reads the few JSON forms a PUT body may contain.

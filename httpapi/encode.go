@@ -9,6 +9,7 @@ import "unicode/utf8"
 var (
 	hdrNoStore      = []string{"no-store"}
 	hdrNoSniff      = []string{"nosniff"}
+	hdrClose        = []string{"close"}
 	hdrProblemJSON  = []string{"application/problem+json; charset=utf-8"}
 	hdrTextPlain    = []string{"text/plain; charset=utf-8"}
 	hdrAppJSON      = []string{"application/json; charset=utf-8"}

@@ -58,7 +58,7 @@ const retryAfterSeconds = "5"
 // error writes the problem for err. Internal errors and unavailable
 // dependencies are logged with their detail; the client gets the generic
 // body. Only an error's client-safe message ever reaches the body, and only
-// for 400 without fields and for 413.
+// for 400 without fields, for 409 and for 413.
 func (o *responder) error(w http.ResponseWriter, r *http.Request, err error) {
 	p := neostore.ProblemOf(err)
 	status := p.Status
@@ -70,7 +70,7 @@ func (o *responder) error(w http.ResponseWriter, r *http.Request, err error) {
 		if fields = p.Fields; fields == nil {
 			detail = p.Message
 		}
-	case http.StatusRequestEntityTooLarge:
+	case http.StatusRequestEntityTooLarge, http.StatusConflict:
 		detail = p.Message
 	case http.StatusServiceUnavailable:
 		o.log(r.Context(), slog.LevelWarn, "dependency unavailable", slog.String("error", err.Error()))

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"log/slog"
 	"net/http"
 
 	"github.com/neostore/neostore-secrets"
@@ -15,9 +16,18 @@ var (
 	listMediaTypes  = []mediaType{applicationJSON, textJSON}
 )
 
+// listFlushBytes is how much of a list is buffered before it is written
+// out: one write for a small list, so it still goes out with a
+// Content-Length, and a bounded buffer for a large one.
+const listFlushBytes = 32 << 10
+
 // handleListSecrets serves GET /api/{tenantId}/secrets (Secret.Read): the
 // tenant's key names as a JSON array in ordinal byte order, expired and
-// not-yet-valid secrets included.
+// not-yet-valid secrets included. The array is streamed chunk by chunk
+// from the store, so a tenant of any size costs one chunk of memory. The
+// status goes out with the first 32 KiB; a store failure after that
+// aborts the connection, so that no client takes a truncated array for
+// the whole one.
 func handleListSecrets(out *responder, secrets *neostore.SecretService) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tenant := r.PathValue("tenantId")
@@ -25,15 +35,51 @@ func handleListSecrets(out *responder, secrets *neostore.SecretService) http.Han
 			out.error(w, r, err)
 			return
 		}
-		keys, err := secrets.List(r.Context(), tenant)
-		if err != nil {
-			out.error(w, r, err)
-			return
-		}
+		contentType := negotiate(r.Header["Accept"], listMediaTypes).contentType()
 		bp := out.buffer()
-		*bp = appendJSONStringArray(*bp, keys)
-		out.encode(w, http.StatusOK, negotiate(r.Header["Accept"], listMediaTypes).contentType(), *bp)
-		out.release(bp)
+		defer out.release(bp)
+		*bp = append(*bp, '[')
+		sent, n := false, 0
+		var writeErr error
+		err := secrets.ListEach(r.Context(), tenant, func(keys []string) error {
+			for _, k := range keys {
+				if n > 0 {
+					*bp = append(*bp, ',')
+				}
+				n++
+				*bp = appendJSONString(*bp, k)
+				if len(*bp) < listFlushBytes {
+					continue
+				}
+				if !sent {
+					sent = true
+					w.Header()["Content-Type"] = contentType
+					w.WriteHeader(http.StatusOK)
+				}
+				if _, writeErr = w.Write(*bp); writeErr != nil {
+					return writeErr // the client is gone
+				}
+				*bp = (*bp)[:0]
+			}
+			return nil
+		})
+		switch {
+		case err == nil:
+			*bp = append(*bp, ']')
+			if !sent {
+				out.encode(w, http.StatusOK, contentType, *bp)
+				return
+			}
+			_, _ = w.Write(*bp)
+		case !sent:
+			out.error(w, r, err)
+		default:
+			if writeErr == nil {
+				out.log(r.Context(), slog.LevelError, "list failed after its first part was sent; aborting the response",
+					slog.Int("keysListed", n), slog.String("error", err.Error()))
+			}
+			panic(http.ErrAbortHandler)
+		}
 	})
 }
 

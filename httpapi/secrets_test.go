@@ -1,14 +1,23 @@
 package httpapi_test
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/neostore/neostore-secrets"
+	"github.com/neostore/neostore-secrets/envelope"
+	"github.com/neostore/neostore-secrets/httpapi"
 )
 
 func TestSecrets_PutGetDelete(t *testing.T) {
@@ -485,10 +494,10 @@ func TestPut_BadInput(t *testing.T) {
 		{"BadEscape", json, `{"value":"\x41"}`, 400, "$"},
 		{"ShortUnicodeEscape", json, `{"value":"\u12"}`, 400, "$"},
 		// Properties.
-		{"UnknownProperty", json, `{"value":"v","colour":"red"}`, 400, "$"},
-		{"UnknownPropertyFirst", json, `{"colour":"red","value":"v"}`, 400, "$"},
-		{"LookAlikeName", json, `{"valuе":"v"}`, 400, "$"}, // Cyrillic е
-		{"UnknownOption", json, `{"value":"v","options":{"ttl":60}}`, 400, "options"},
+		{"UnknownProperty", json, `{"value":"v","colour":"crimson"}`, 400, "$.colour"},
+		{"UnknownPropertyFirst", json, `{"colour":"crimson","value":"v"}`, 400, "$.colour"},
+		{"LookAlikeName", json, `{"valuе":"v"}`, 400, "$.valuе"}, // Cyrillic е
+		{"UnknownOption", json, `{"value":"v","options":{"ttl":60}}`, 400, "$.options.ttl"},
 		{"DuplicateValue", json, `{"value":"v","value":"w"}`, 400, "value"},
 		{"DuplicateValueOtherCase", json, `{"value":"v","Value":"w"}`, 400, "value"},
 		{"DuplicateOptions", json, `{"value":"v","options":null,"options":null}`, 400, "options"},
@@ -563,8 +572,9 @@ func TestPut_BadInput(t *testing.T) {
 			} else if msgs := p.Errors[tt.field]; len(p.Errors) != 1 || len(msgs) != 1 || msgs[0] == "" {
 				t.Errorf("errors = %v, want one message for %q", p.Errors, tt.field)
 			}
-			// Messages are fixed sentences: none quotes the input.
-			for _, probe := range []string{"colour", "never", "tomorrow", "2099-", "\\u00e9", "ttl"} {
+			// Messages are fixed sentences: none quotes the input but for
+			// the name of an unknown property (TestPut_UnknownPropertyNamed).
+			for _, probe := range []string{"crimson", "never", "tomorrow", "2099-", "\\u00e9"} {
 				if strings.Contains(tt.body, probe) && strings.Contains(raw, probe) {
 					t.Errorf("body %s quotes the input %q", raw, probe)
 				}
@@ -573,6 +583,45 @@ func TestPut_BadInput(t *testing.T) {
 			resp = f.do(t, request{method: "GET", target: "/api/demo/secrets", header: authRW()})
 			if got := readBody(t, resp); got != "[]" {
 				t.Errorf("list after a refused PUT = %s, want []", got)
+			}
+		})
+	}
+}
+
+// TestPut_UnknownPropertyNamed: an unknown property is named as ASP.NET Core
+// with System.Text.Json names it, by its JSON path and in the message, with
+// the client's name clipped and escaped.
+func TestPut_UnknownPropertyNamed(t *testing.T) {
+	const json = "application/json"
+	mapped := func(name, typ string) string {
+		return "The JSON property '" + name + "' could not be mapped to any .NET member contained in type '" + typ + "'."
+	}
+	long := strings.Repeat("a", 100)
+	tests := []struct {
+		name, body, key, message string
+	}{
+		{"TopLevel", `{"value":"v","colour":"red"}`, "$.colour", mapped("colour", "SetRequest")},
+		{"InOptions", `{"value":"v","options":{"ttl":60}}`, "$.options.ttl", mapped("ttl", "OptionsRequest")},
+		{"EscapedName", `{"value":"v","c\u006flour":1}`, "$.colour", mapped("colour", "SetRequest")},
+		{"SpecialCharacters", `{"value":"v","a b":1}`, "$['a b']", mapped("a b", "SetRequest")},
+		{"Quote", `{"value":"v","it's":1}`, `$['it\'s']`, mapped("it's", "SetRequest")},
+		{"Long", `{"value":"v","` + long + `":1}`, "$." + long[:64] + "…", mapped(long[:64]+"…", "SetRequest")},
+		{"ControlCharacters", `{"value":"v","\u001b[31mred\nx":1}`, `$['\u001B[31mred\u000Ax']`, mapped(`\u001B[31mred\u000Ax`, "SetRequest")},
+		{"Unprintable", `{"value":"v","a\u200bb":1}`, `$.a\u200Bb`, mapped(`a\u200Bb`, "SetRequest")},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			h := authRW()
+			h.Set("Content-Type", json)
+			resp := f.do(t, request{method: "PUT", target: "/api/demo/secrets/k", body: tt.body, header: h})
+			raw := readBody(t, resp)
+			p := decodeProblem(t, resp, 400)
+			if msgs := p.Errors[tt.key]; len(p.Errors) != 1 || len(msgs) != 1 || msgs[0] != tt.message {
+				t.Errorf("errors = %q, want {%q: [%q]}", p.Errors, tt.key, tt.message)
+			}
+			if strings.ContainsAny(raw, "\x1b\n") {
+				t.Errorf("body carries a raw control character: %q", raw)
 			}
 		})
 	}
@@ -632,5 +681,132 @@ func TestSecrets_ValuesNeverLogged(t *testing.T) {
 	f.do(t, request{method: "PUT", target: "/api/demo/secrets/k", body: `{"value":"` + planted + `"}`, header: hdr("X-API-KEY", keyDemoRead, "Content-Type", "application/json")})
 	if logs := f.logs.String(); strings.Contains(logs, planted) || strings.Contains(logs, "PLANTED") {
 		t.Errorf("the log contains the secret value:\n%s", logs)
+	}
+}
+
+// maxWriteRecorder records the largest single Write of a response.
+type maxWriteRecorder struct {
+	*httptest.ResponseRecorder
+	maxWrite int
+}
+
+func (w *maxWriteRecorder) Write(b []byte) (int, error) {
+	w.maxWrite = max(w.maxWrite, len(b))
+	return w.ResponseRecorder.Write(b)
+}
+
+// putRaw stores n keys of about 100 bytes each under tenant demo straight
+// into the store, several at once; listing does not open them.
+func putRaw(t *testing.T, store neostore.SecretStore, n int) []string {
+	t.Helper()
+	keys := make([]string, n)
+	for i := range keys {
+		keys[i] = fmt.Sprintf("%s-%05d", strings.Repeat("k", 100), i)
+	}
+	var wg sync.WaitGroup
+	for w := range 8 {
+		wg.Go(func() {
+			for i := w; i < n; i += 8 {
+				if err := store.PutSecret(t.Context(), "demo", keys[i], neostore.SealedSecret{Ciphertext: []byte("v")}, neostore.Change{}); err != nil {
+					t.Errorf("PutSecret: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return keys
+}
+
+// A large list is written out in bounded pieces as it is read from the
+// store, not built whole, and the bytes are those of the whole array.
+func TestSecrets_ListLargeIsStreamed(t *testing.T) {
+	store := openStore(t)
+	f := newFixtureOn(t, store)
+	keys := putRaw(t, store, 2500) // three chunks of the store, about 270 KB of JSON
+	want, err := json.Marshal(keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &maxWriteRecorder{ResponseRecorder: httptest.NewRecorder()}
+	f.handler.ServeHTTP(rec, request{method: "GET", target: "/api/demo/secrets", header: authRW()}.build())
+	if rec.Code != 200 || rec.Header().Get("Content-Type") != "application/json; charset=utf-8" {
+		t.Fatalf("status %d, Content-Type %q; want 200 application/json", rec.Code, rec.Header().Get("Content-Type"))
+	}
+	if !bytes.Equal(rec.Body.Bytes(), want) {
+		t.Errorf("the streamed list is not the JSON array of the %d keys (got %d bytes, want %d)", len(keys), rec.Body.Len(), len(want))
+	}
+	if rec.maxWrite > 40<<10 {
+		t.Errorf("the largest write of the list was %d bytes, want the list in pieces of about 32 KiB", rec.maxWrite)
+	}
+}
+
+// failAfter fails ListSecretKeysAfter once it has answered n calls: a store
+// that breaks in the middle of a listing.
+type failAfter struct {
+	neostore.Store
+	mu sync.Mutex
+	n  int
+}
+
+func (s *failAfter) ListSecretKeysAfter(ctx context.Context, tenant, after string, limit int) ([]string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.n == 0 {
+		return nil, errors.New("bolt: disk on fire")
+	}
+	s.n--
+	return s.Store.ListSecretKeysAfter(ctx, tenant, after, limit)
+}
+
+// A store failure after the status went out aborts the connection, so the
+// client cannot take a truncated array for the whole list; one before
+// anything was sent is a 500 problem.
+func TestSecrets_ListStoreFailsMidway(t *testing.T) {
+	store := openStore(t)
+	putRaw(t, store, 2500)
+	keysetJSON, err := envelope.NewMasterKeyset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	master, err := envelope.ParseMaster(keysetJSON)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		name  string
+		calls int
+	}{{"BeforeTheFirstPart", 0}, {"AfterTheFirstPart", 1}} {
+		t.Run(tt.name, func(t *testing.T) {
+			failing := &failAfter{Store: store, n: tt.calls}
+			logs := &lockedBuffer{}
+			secrets := neostore.NewSecretService(failing, envelope.NewSealer(master, failing), time.Now)
+			h := httpapi.NewServer(httpapi.Config{Logger: slog.New(slog.NewJSONHandler(logs, nil))}, secrets, testAPIKeys(), nil)
+			srv := httptest.NewServer(h)
+			defer srv.Close()
+			req, _ := http.NewRequest("GET", srv.URL+"/api/demo/secrets", nil)
+			req.Header.Set("X-API-KEY", keyDemoRW)
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			body, readErr := io.ReadAll(resp.Body)
+			if tt.calls == 0 {
+				if resp.StatusCode != 500 || readErr != nil || strings.Contains(string(body), "fire") {
+					t.Errorf("got %d %s (%v), want a 500 problem that names no cause", resp.StatusCode, body, readErr)
+				}
+				return
+			}
+			if resp.StatusCode != 200 || readErr == nil {
+				t.Fatalf("got %d, read error %v; want 200 and a body cut off", resp.StatusCode, readErr)
+			}
+			if json.Valid(body) {
+				t.Errorf("the cut-off body is valid JSON")
+			}
+			if !strings.Contains(logs.String(), "aborting the response") || !strings.Contains(logs.String(), "disk on fire") {
+				t.Errorf("the abort is not logged with its cause:\n%s", logs.String())
+			}
+		})
 	}
 }

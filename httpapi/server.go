@@ -121,12 +121,24 @@ func NewServer(cfg Config, secrets *neostore.SecretService, apiKeys, tokens neos
 	return newHandler(s, mux)
 }
 
-// securityHeaders sets the headers every response carries.
+// securityHeaders sets the headers every response carries, and closes the
+// connection after a chunked HTTP/1.1 request.
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h["Cache-Control"] = hdrNoStore
 		h["X-Content-Type-Options"] = hdrNoSniff
+		// RFC 9112 §6.1: after a request with both Transfer-Encoding and
+		// Content-Length (a smuggling attempt, or a proxy that mangled one),
+		// the server MUST close the connection. net/http frames such a request
+		// by its chunked body but deletes both headers before any handler runs,
+		// so the two cannot be told apart from a chunked request alone: every
+		// HTTP/1.1 request with a chunked body closes its connection after the
+		// response. Clients of this API send bodies of at most 1 MiB, nearly
+		// always with Content-Length; a chunked upload costs one reconnect.
+		if len(r.TransferEncoding) > 0 && r.ProtoMajor == 1 {
+			h["Connection"] = hdrClose
+		}
 		next.ServeHTTP(w, r)
 	})
 }

@@ -27,6 +27,8 @@ type Metrics struct {
 	rateLimited *prometheus.CounterVec
 	storeOps    *prometheus.HistogramVec
 	storeErrors *prometheus.CounterVec
+	connRefused *prometheus.CounterVec
+	connEvicted *prometheus.CounterVec
 }
 
 // New returns a registry with the Go runtime and process collectors, build
@@ -60,8 +62,16 @@ func New() *Metrics {
 			Name: "neostore_store_errors_total",
 			Help: "Store operations that failed other than with not-found, by operation.",
 		}, []string{"operation"}),
+		connRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "neostore_connections_refused_total",
+			Help: "Connections reset on accept because a limit was reached, by listener (api, admin, metrics) and limit (total or client).",
+		}, []string{"listener", "limit"}),
+		connEvicted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "neostore_connections_evicted_total",
+			Help: "Idle keep-alive connections closed to make room for a new one at a connection limit, by listener.",
+		}, []string{"listener"}),
 	}
-	m.registry.MustRegister(m.requests, m.latency, m.authFails, m.rateLimited, m.storeOps, m.storeErrors,
+	m.registry.MustRegister(m.requests, m.latency, m.authFails, m.rateLimited, m.storeOps, m.storeErrors, m.connRefused, m.connEvicted,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
 	return m
 }
@@ -93,6 +103,17 @@ func (m *Metrics) AuthFailure(reason string) { m.authFails.WithLabelValues(reaso
 
 // RateLimited implements httpapi.Observer.
 func (m *Metrics) RateLimited(bucket string) { m.rateLimited.WithLabelValues(bucket).Inc() }
+
+// ConnectionRefused counts a connection that listener (api, admin or
+// metrics) reset because limit (connlimit.ReasonTotal or ReasonClient) was
+// reached.
+func (m *Metrics) ConnectionRefused(listener, limit string) {
+	m.connRefused.WithLabelValues(listener, limit).Inc()
+}
+
+// ConnectionEvicted counts an idle connection that listener closed to make
+// room for a new one.
+func (m *Metrics) ConnectionEvicted(listener string) { m.connEvicted.WithLabelValues(listener).Inc() }
 
 // GaugeFunc registers a gauge whose value f reports at scrape time, such as
 // the audit trail's dropped records.

@@ -59,6 +59,22 @@ func (s *instrumented) ListSecretKeys(ctx context.Context, tenant string) ([]str
 	return keys, err
 }
 
+// APIKeyByHash is on the request path: a node asks it for a key it does not
+// know yet, so its rate shows whether look-ups are being hammered.
+func (s *instrumented) APIKeyByHash(ctx context.Context, hash []byte) (neostore.APIKey, error) {
+	start := time.Now()
+	k, err := s.Store.APIKeyByHash(ctx, hash)
+	s.observe("api_key_by_hash", start, err)
+	return k, err
+}
+
+func (s *instrumented) ListSecretKeysAfter(ctx context.Context, tenant, after string, limit int) ([]string, error) {
+	start := time.Now()
+	keys, err := s.Store.ListSecretKeysAfter(ctx, tenant, after, limit)
+	s.observe("list_secret_keys_after", start, err)
+	return keys, err
+}
+
 func (s *instrumented) GetTenantKey(ctx context.Context, tenant string) ([]byte, error) {
 	start := time.Now()
 	k, err := s.Store.GetTenantKey(ctx, tenant)

@@ -78,6 +78,25 @@ func (s *Store) ListAPIKeys(ctx context.Context, tenant string) ([]neostore.APIK
 	return keys, nil
 }
 
+// APIKeyByHash returns the record whose hash is hash, revoked or not, or
+// ENOTFOUND. The hash column is unique, so this is one index probe.
+func (s *Store) APIKeyByHash(ctx context.Context, hash []byte) (neostore.APIKey, error) {
+	ctx, cancel, err := s.call(ctx)
+	if err != nil {
+		return neostore.APIKey{}, fmt.Errorf("postgres: api key by hash: %w", err)
+	}
+	defer cancel()
+	rows, _ := s.pool.Query(ctx, "SELECT "+apiKeyColumns+" FROM api_keys WHERE hash = $1", hash)
+	k, err := pgx.CollectExactlyOneRow(rows, scanAPIKey)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return neostore.APIKey{}, neostore.ErrAPIKeyNotFound
+	}
+	if err != nil {
+		return neostore.APIKey{}, s.fail(ctx, "api key by hash", err)
+	}
+	return k, nil
+}
+
 // RevokeAPIKey marks the key revoked at at, in one statement that keeps an
 // earlier revocation time. It returns ENOTFOUND for an unknown id.
 func (s *Store) RevokeAPIKey(ctx context.Context, id string, at time.Time) error {

@@ -66,6 +66,15 @@ type Options struct {
 	// version. False (the default) migrates on every start, which needs a
 	// role that may create tables.
 	SkipMigrate bool
+
+	// MaxKeysPerTenant is the most secrets one tenant may hold; a put of a
+	// new key beyond it fails with neostore.ErrTenantFull. Zero means
+	// unlimited. Each put then runs in a transaction that takes a
+	// per-tenant advisory lock and counts the tenant's keys (up to the
+	// quota), so that puts on every node stay within it; it costs a round
+	// trip and serializes one tenant's puts. CockroachDB's advisory locks
+	// are no-ops, so there concurrent puts may overshoot the quota.
+	MaxKeysPerTenant int
 }
 
 // Store is a neostore.Store in a PostgreSQL database, shared by every node
@@ -75,6 +84,7 @@ type Store struct {
 	callTimeout time.Duration // ConnectTimeout + StatementTimeout
 	pingTimeout time.Duration
 	closed      atomic.Bool
+	maxKeys     int // Options.MaxKeysPerTenant
 }
 
 var _ neostore.Store = (*Store)(nil)
@@ -121,6 +131,7 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		pool:        pool,
 		callTimeout: opts.ConnectTimeout + opts.StatementTimeout,
 		pingTimeout: opts.PingTimeout,
+		maxKeys:     max(opts.MaxKeysPerTenant, 0),
 	}, nil
 }
 

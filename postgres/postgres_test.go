@@ -60,6 +60,12 @@ func TestStore_Conformance(t *testing.T) {
 	})
 }
 
+func TestStore_Quota(t *testing.T) {
+	storetest.RunQuota(t, func(t *testing.T, maxKeys int) neostore.Store {
+		return mustOpen(t, pgtest.Start(t), postgres.Options{MaxKeysPerTenant: maxKeys})
+	})
+}
+
 func BenchmarkStore(b *testing.B) {
 	storetest.Benchmark(b, func(b *testing.B) neostore.Store {
 		return mustOpen(b, pgtest.Start(b), postgres.Options{})

@@ -11,6 +11,15 @@ import (
 	"github.com/neostore/neostore-secrets"
 )
 
+// upsertSecret stores a secret, replacing value and window of any previous
+// one in the same statement.
+const upsertSecret = `INSERT INTO secrets (tenant, key, ciphertext, not_before_s, not_before_ns, expires_on_s, expires_on_ns)
+	VALUES ($1, $2, $3, $4, $5, $6, $7)
+	ON CONFLICT (tenant, key) DO UPDATE SET
+		ciphertext = excluded.ciphertext,
+		not_before_s = excluded.not_before_s, not_before_ns = excluded.not_before_ns,
+		expires_on_s = excluded.expires_on_s, expires_on_ns = excluded.expires_on_ns`
+
 // GetSecret returns the sealed secret stored under tenant and key, or
 // ENOTFOUND. A row that does not decode is an internal error.
 func (s *Store) GetSecret(ctx context.Context, tenant, key string) (neostore.SealedSecret, error) {
@@ -61,15 +70,49 @@ func (s *Store) PutSecret(ctx context.Context, tenant, key string, sec neostore.
 		return fmt.Errorf("postgres: put secret: %w", err)
 	}
 	defer cancel()
+	if s.maxKeys > 0 {
+		return s.putWithinQuota(ctx, tenant, key, sec)
+	}
 	nb, eo := encodeBound(sec.Validity.NotBefore), encodeBound(sec.Validity.ExpiresOn)
-	_, err = s.pool.Exec(ctx, `INSERT INTO secrets (tenant, key, ciphertext, not_before_s, not_before_ns, expires_on_s, expires_on_ns)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
-		ON CONFLICT (tenant, key) DO UPDATE SET
-			ciphertext = excluded.ciphertext,
-			not_before_s = excluded.not_before_s, not_before_ns = excluded.not_before_ns,
-			expires_on_s = excluded.expires_on_s, expires_on_ns = excluded.expires_on_ns`,
+	_, err = s.pool.Exec(ctx, upsertSecret,
 		tenant, key, nonNil(sec.Ciphertext), nb.s, nb.ns, eo.s, eo.ns)
 	if err != nil {
+		return s.fail(ctx, "put secret", err)
+	}
+	return nil
+}
+
+// quotaLockClass is the first key of the two-key advisory locks that
+// serialize one tenant's puts under a quota; the second is a hash of the
+// tenant. Two-key locks never collide with Migrate's one-key lock.
+const quotaLockClass = 0x6e73 // "ns"
+
+// putWithinQuota is PutSecret under Options.MaxKeysPerTenant: the tenant's
+// lock, then the count and the upsert in one transaction, so that two
+// nodes putting new keys at once cannot both take the last place.
+func (s *Store) putWithinQuota(ctx context.Context, tenant, key string, sec neostore.SealedSecret) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", quotaLockClass, tenant); err != nil {
+			return err
+		}
+		var full bool
+		err := tx.QueryRow(ctx, `SELECT NOT EXISTS (SELECT 1 FROM secrets WHERE tenant = $1 AND key = $2)
+			AND (SELECT count(*) FROM (SELECT 1 FROM secrets WHERE tenant = $1 LIMIT $3) AS held) >= $3`,
+			tenant, key, s.maxKeys).Scan(&full)
+		if err != nil {
+			return err
+		}
+		if full {
+			return neostore.ErrTenantFull
+		}
+		nb, eo := encodeBound(sec.Validity.NotBefore), encodeBound(sec.Validity.ExpiresOn)
+		_, err = tx.Exec(ctx, upsertSecret,
+			tenant, key, nonNil(sec.Ciphertext), nb.s, nb.ns, eo.s, eo.ns)
+		return err
+	})
+	if errors.Is(err, neostore.ErrTenantFull) {
+		return err
+	} else if err != nil {
 		return s.fail(ctx, "put secret", err)
 	}
 	return nil
@@ -101,6 +144,28 @@ func (s *Store) ListSecretKeys(ctx context.Context, tenant string) ([]string, er
 	}
 	defer cancel()
 	rows, _ := s.pool.Query(ctx, "SELECT key FROM secrets WHERE tenant = $1 ORDER BY key", tenant)
+	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, s.fail(ctx, "list secret keys", err)
+	}
+	if keys == nil {
+		keys = []string{}
+	}
+	return keys, nil
+}
+
+// ListSecretKeysAfter returns at most limit of tenant's key names after
+// after, in ordinal byte order: a range scan of the primary key.
+func (s *Store) ListSecretKeysAfter(ctx context.Context, tenant, after string, limit int) ([]string, error) {
+	if limit <= 0 {
+		return []string{}, nil
+	}
+	ctx, cancel, err := s.call(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: list secret keys: %w", err)
+	}
+	defer cancel()
+	rows, _ := s.pool.Query(ctx, "SELECT key FROM secrets WHERE tenant = $1 AND key > $2 ORDER BY key LIMIT $3", tenant, after, limit)
 	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
 		return nil, s.fail(ctx, "list secret keys", err)

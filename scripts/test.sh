@@ -23,6 +23,16 @@ go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 echo "== go test -race"
 go test -race -count=1 ./...
 
+echo "== TypeScript client generated from /openapi.json"
+# A client built with openapi-typescript + openapi-fetch from the document a
+# real server serves must compile and run all four operations. Needs node and
+# npm (.ci/run installs them); npm ci installs the pinned packages.
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+	echo "node and npm are needed for the TypeScript client test: apt-get install nodejs npm" >&2
+	exit 1
+fi
+(cd clients/typescript-test && npm ci --no-audit --no-fund && npm test)
+
 echo "== fuzz (${FUZZTIME:-10s} each)"
 # Every fuzz target in the tree, found by name, so a new one cannot be forgotten.
 grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r file; do

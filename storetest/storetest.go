@@ -30,6 +30,7 @@ func Run(t *testing.T, open func(t *testing.T) neostore.Store) {
 		{"DeleteSecret", deleteSecretCases},
 		{"Change", changeCases},
 		{"ListSecretKeys", listSecretKeysCases},
+		{"ListSecretKeysAfter", listSecretKeysAfterCases},
 		{"Tenants", tenantCases},
 		{"Concurrency", concurrencyCases},
 		{"TenantKey", tenantKeyCases},
@@ -252,6 +253,158 @@ var listSecretKeysCases = []testCase{
 		if got == nil || len(got) != 0 {
 			t.Errorf("ListSecretKeys of an unknown tenant = %#v, want an empty non-nil slice", got)
 		}
+	}},
+}
+
+// listAll lists tenant in chunks of n with ListSecretKeysAfter, as
+// neostore.SecretService.ListEach does, and returns the keys and the size
+// of each chunk.
+func listAll(t *testing.T, s neostore.Store, tenant string, n int) (keys []string, chunks []int) {
+	t.Helper()
+	after := ""
+	for range 100_000 { // a bound: a store that never ends fails the case
+		got, err := s.ListSecretKeysAfter(t.Context(), tenant, after, n)
+		if err != nil {
+			t.Fatalf("ListSecretKeysAfter(%q, %q, %d): %v", tenant, after, n, err)
+		}
+		if got == nil {
+			t.Fatalf("ListSecretKeysAfter(%q, %q, %d) = nil, want a non-nil slice", tenant, after, n)
+		}
+		if len(got) > n {
+			t.Fatalf("ListSecretKeysAfter(%q, %q, %d) returned %d keys", tenant, after, n, len(got))
+		}
+		keys, chunks = append(keys, got...), append(chunks, len(got))
+		if len(got) < n {
+			return keys, chunks
+		}
+		after = got[len(got)-1]
+	}
+	t.Fatalf("ListSecretKeysAfter(%q) did not end", tenant)
+	return nil, nil
+}
+
+// putKeys stores keys under tenant, several at once so that stores that
+// batch commits are quick.
+func putKeys(t *testing.T, s neostore.Store, tenant string, keys []string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	next := make(chan string)
+	for range 8 {
+		wg.Go(func() {
+			for k := range next {
+				if err := s.PutSecret(t.Context(), tenant, k, neostore.SealedSecret{Ciphertext: []byte("v")}, neostore.Change{}); err != nil {
+					t.Errorf("PutSecret(%q): %v", k, err)
+				}
+			}
+		})
+	}
+	for _, k := range keys {
+		next <- k
+	}
+	close(next)
+	wg.Wait()
+}
+
+var listSecretKeysAfterCases = []testCase{
+	{"ChunkBoundaries", func(t *testing.T, s neostore.Store) {
+		want := []string{"1", "10", "2", "A", "B", "Db-Password", "Z", "a", "a-b", "a0", "ab", "b", "db-password", "z"}
+		putKeys(t, s, "tenant", want)
+		mustPut(t, s, "other", "0", neostore.SealedSecret{Ciphertext: []byte("v")})
+		for _, n := range []int{1, 2, 3, 7, 13, 14, 15, 1000} {
+			keys, chunks := listAll(t, s, "tenant", n)
+			if !slices.Equal(keys, want) {
+				t.Errorf("chunks of %d: keys =\n%q\nwant\n%q", n, keys, want)
+			}
+			// Every chunk is full but the last, which may be empty.
+			wantChunks := len(want)/n + 1
+			if len(chunks) != wantChunks || chunks[len(chunks)-1] != len(want)%n {
+				t.Errorf("chunks of %d: sizes %v, want %d chunks, the last of %d", n, chunks, wantChunks, len(want)%n)
+			}
+		}
+	}},
+	{"AfterAnAbsentKey", func(t *testing.T, s neostore.Store) {
+		putKeys(t, s, "tenant", []string{"a", "c", "e"})
+		tests := []struct {
+			after string
+			want  []string
+		}{
+			{"", []string{"a", "c", "e"}},
+			{"a", []string{"c", "e"}},
+			{"b", []string{"c", "e"}},
+			{"c-", []string{"e"}},
+			{"e", []string{}},
+			{"z", []string{}},
+			{"A", []string{"a", "c", "e"}}, // upper case sorts first
+		}
+		for _, tt := range tests {
+			got, err := s.ListSecretKeysAfter(t.Context(), "tenant", tt.after, 10)
+			if err != nil {
+				t.Fatalf("ListSecretKeysAfter(%q): %v", tt.after, err)
+			}
+			if got == nil || !slices.Equal(got, tt.want) {
+				t.Errorf("ListSecretKeysAfter(%q) = %#v, want %q", tt.after, got, tt.want)
+			}
+		}
+	}},
+	{"EmptyTenant", func(t *testing.T, s neostore.Store) {
+		got, err := s.ListSecretKeysAfter(t.Context(), "nobody", "", 10)
+		if err != nil {
+			t.Fatalf("ListSecretKeysAfter: %v", err)
+		}
+		if got == nil || len(got) != 0 {
+			t.Errorf("ListSecretKeysAfter of an unknown tenant = %#v, want an empty non-nil slice", got)
+		}
+	}},
+	{"MaxLengthKeys", func(t *testing.T, s neostore.Store) {
+		tenant := strings.Repeat("t", neostore.MaxTenantIDLength)
+		want := []string{strings.Repeat("k", neostore.MaxKeyNameLength-1) + "a", strings.Repeat("k", neostore.MaxKeyNameLength)}
+		putKeys(t, s, tenant, want)
+		if keys, _ := listAll(t, s, tenant, 1); !slices.Equal(keys, want) {
+			t.Errorf("keys = %q, want %q", keys, want)
+		}
+	}},
+	// Writers during a chunked listing: nothing fails, the order holds,
+	// and every key stored throughout is listed exactly once.
+	{"ConcurrentPutAndDelete", func(t *testing.T, s neostore.Store) {
+		var stable []string
+		for i := range 300 {
+			stable = append(stable, fmt.Sprintf("s%04d", i))
+		}
+		putKeys(t, s, "tenant", stable)
+		stop := make(chan struct{})
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				k := fmt.Sprintf("s%04d-churn", i%300)
+				if err := s.PutSecret(t.Context(), "tenant", k, neostore.SealedSecret{Ciphertext: []byte("v")}, neostore.Change{}); err != nil {
+					t.Errorf("PutSecret: %v", err)
+					return
+				}
+				if i%2 == 0 {
+					if err := s.DeleteSecret(t.Context(), "tenant", k, neostore.Change{}); err != nil {
+						t.Errorf("DeleteSecret: %v", err)
+						return
+					}
+				}
+			}
+		})
+		for range 5 {
+			keys, _ := listAll(t, s, "tenant", 7)
+			if !slices.IsSorted(keys) || len(slices.Compact(slices.Clone(keys))) != len(keys) {
+				t.Errorf("a chunked listing is not strictly ascending")
+			}
+			got := slices.DeleteFunc(keys, func(k string) bool { return strings.HasSuffix(k, "-churn") })
+			if !slices.Equal(got, stable) {
+				t.Errorf("a chunked listing under writes has %d of the %d stable keys", len(got), len(stable))
+			}
+		}
+		close(stop)
+		wg.Wait()
 	}},
 }
 
@@ -764,6 +917,34 @@ var apiKeyCases = []testCase{
 		if !got[0].RevokedAt.Set || !got[0].RevokedAt.At.Equal(created2) {
 			t.Errorf("RevokedAt = %+v, want the first revocation time %v", got[0].RevokedAt, created2)
 		}
+	}},
+	{"ByHash", func(t *testing.T, s neostore.Store) {
+		k1, k2 := apiKey("k1", "tenant", created1), apiKey("k2", "other", created2)
+		k2.ExpiresAt = neostore.At(created3)
+		for _, k := range []neostore.APIKey{k1, k2} {
+			if err := s.CreateAPIKey(t.Context(), k); err != nil {
+				t.Fatalf("CreateAPIKey(%s): %v", k.ID, err)
+			}
+		}
+		got, err := s.APIKeyByHash(t.Context(), k2.Hash)
+		if err != nil {
+			t.Fatalf("APIKeyByHash(k2): %v", err)
+		}
+		checkAPIKey(t, got, k2)
+		_, err = s.APIKeyByHash(t.Context(), hashOf("nobody"))
+		wantCode(t, "APIKeyByHash of an unknown hash", err, neostore.ENOTFOUND)
+
+		// A revoked key is still found, with its revocation: a node that
+		// looks a key up must not bring a revoked key back to life.
+		if err := s.RevokeAPIKey(t.Context(), "k1", created3); err != nil {
+			t.Fatalf("RevokeAPIKey: %v", err)
+		}
+		got, err = s.APIKeyByHash(t.Context(), k1.Hash)
+		if err != nil {
+			t.Fatalf("APIKeyByHash(revoked k1): %v", err)
+		}
+		k1.RevokedAt = neostore.At(created3)
+		checkAPIKey(t, got, k1)
 	}},
 	{"RevokeUnknown", func(t *testing.T, s neostore.Store) {
 		err := s.RevokeAPIKey(t.Context(), "nope", created1)

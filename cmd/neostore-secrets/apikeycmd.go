@@ -7,8 +7,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/neostore/neostore-secrets"
 	"github.com/neostore/neostore-secrets/admin"
@@ -74,7 +77,7 @@ func runAPIKeyCreate(ctx context.Context, args []string, getenv func(string) str
 	var scopes stringList
 	fs.Var(&scopes, "scope", "Secret.Read or Secret.Write; repeatable")
 	name := fs.String("name", "", "a label for the key")
-	expires := fs.String("expires", "", "expiry, RFC 3339 (e.g. 2027-01-01T00:00:00Z); default never")
+	expires := fs.String("expires", "", "expiry, RFC 3339 (e.g. 2099-01-01T00:00:00Z); default never")
 	asJSON := fs.Bool("json", false, "print the key and its record as JSON")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
@@ -156,7 +159,7 @@ func runAPIKeyList(ctx context.Context, args []string, getenv func(string) strin
 			case !k.Usable(now):
 				status = "expired"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, orDash(k.Name), k.Tenant, k.Scopes,
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, orDash(displayName(k.Name)), k.Tenant, k.Scopes,
 				k.CreatedAt.Format(time.RFC3339), boundText(k.ExpiresAt, "never"), boundText(k.LastUsed, "-"), status)
 		}
 		return tw.Flush()
@@ -191,6 +194,18 @@ func cliError(err error) error {
 		return errors.New(e.Message)
 	}
 	return err
+}
+
+// displayName returns a key's name for a terminal: as it is when every rune
+// is printable, else quoted with Go escapes, so that a name holding escape
+// sequences or newlines (any admin-socket client can set one) cannot
+// recolour the terminal or forge table rows. A name that begins with a quote
+// is quoted too, so that a quoted name is never ambiguous.
+func displayName(s string) string {
+	if strings.HasPrefix(s, `"`) || strings.ContainsFunc(s, func(r rune) bool { return !strconv.IsPrint(r) }) || !utf8.ValidString(s) {
+		return strconv.Quote(s)
+	}
+	return s
 }
 
 func orDash(s string) string {

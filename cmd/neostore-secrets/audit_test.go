@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -136,6 +137,36 @@ func TestAudit_EndToEnd(t *testing.T) {
 	tamper("DeletedLine", func(l []string) []string { return append(l[:4], l[5:]...) }, "removed")
 	tamper("SwappedLines", func(l []string) []string { l[2], l[3] = l[3], l[2]; return l }, "reordered")
 	tamper("CutTail", func(l []string) []string { return l[:len(l)-2] }, "truncated")
+
+	const torn = `{"time":"2026-03-01T12:00:00Z","node":"` // a write cut short by a crash
+	t.Run("VerifyReportsATornTail", func(t *testing.T) {
+		file := filepath.Join(t.TempDir(), "audit.log")
+		if err := os.WriteFile(file, []byte(strings.Join(lines, "\n")+"\n"+torn), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		out, err := verify(t, file)
+		want := fmt.Sprintf("WARNING: torn tail: an unacknowledged record was cut short at %s line %d (%d bytes, no newline)", file, len(lines)+1, len(torn))
+		if err != nil || !strings.Contains(out, want) || !strings.Contains(out, "OK:") {
+			t.Errorf("audit verify of a file with a torn tail = %v\n%s\nwant success with %q", err, out, want)
+		}
+	})
+	t.Run("StartCutsATornTailAndLogsIt", func(t *testing.T) {
+		f, err := os.OpenFile(auditFile, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.WriteString(torn)
+		f.Close()
+		srv := startServer(t, dataDir, masterKey)
+		srv.stop()
+		log := srv.stderr.String()
+		if !strings.Contains(log, "level=WARN") || !strings.Contains(log, "cut a partial last line") || !strings.Contains(log, fmt.Sprintf("bytes=%d", len(torn))) {
+			t.Errorf("the server log does not report the cut at warn with its size:\n%s", log)
+		}
+		if out, err := verify(t, auditFile); err != nil || strings.Contains(out, "torn") {
+			t.Errorf("audit verify after the cut = %v\n%s", err, out)
+		}
+	})
 
 	t.Run("ChainContinuesAcrossRestart", func(t *testing.T) {
 		srv := startServer(t, dataDir, masterKey)

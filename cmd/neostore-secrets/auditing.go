@@ -119,7 +119,7 @@ func openTrail(ctx context.Context, cfg auditConfig, dataDir string, storeCfg st
 	if err != nil {
 		return nil, nil, usageError("--audit-durability %q: want writes, group, every or none", cfg.Durability)
 	}
-	sink, journal, durability, err := openAuditSink(cfg, kind, dataDir, durability, store, pg)
+	sink, journal, durability, err := openAuditSink(cfg, kind, dataDir, durability, store, pg, logger)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -149,7 +149,7 @@ func openTrail(ctx context.Context, cfg auditConfig, dataDir string, storeCfg st
 // openAuditSink opens the sink of kind, and returns with it the journal
 // the trail gets (the store's, when it commits a change's record with the
 // change) and the durability the sink can keep.
-func openAuditSink(cfg auditConfig, kind, dataDir string, durability audit.Durability, store neostore.Store, pg *postgres.Store) (sink audit.Sink, journal neostore.ChangeJournal, _ audit.Durability, _ error) {
+func openAuditSink(cfg auditConfig, kind, dataDir string, durability audit.Durability, store neostore.Store, pg *postgres.Store, logger *slog.Logger) (sink audit.Sink, journal neostore.ChangeJournal, _ audit.Durability, _ error) {
 	switch kind {
 	case auditSinkFile:
 		if cfg.File == "" && dataDir == "" {
@@ -158,6 +158,9 @@ func openAuditSink(cfg auditConfig, kind, dataDir string, durability audit.Durab
 		fs, err := audit.OpenFile(cfg.filePath(dataDir), cfg.MaxBytes, cfg.Keep)
 		if err != nil {
 			return nil, nil, 0, err
+		}
+		if n := fs.CutAtOpen(); n > 0 {
+			logger.Warn("audit: cut a partial last line left by a crash (a record never acknowledged)", "file", cfg.filePath(dataDir), "bytes", n)
 		}
 		sink = fs
 		// The embedded store commits the record of a write with the write,

@@ -32,7 +32,8 @@ func backupSource(store neostore.Store) admin.Backuper {
 func runBackup(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("backup", stderr)
 	dataDir := fs.String("data", "", "data directory of the embedded store; a server running on it is asked for the snapshot over its admin socket")
-	out := fs.String("out", "", "file to write the snapshot to (mode 0600; an existing file is replaced atomically, never left half-written)")
+	out := fs.String("out", "", "file to write the snapshot to (mode 0600, through a temporary file and a rename: never left half-written); an existing file is refused unless --force")
+	force := fs.Bool("force", false, "replace an existing --out file (atomically)")
 	if err := parseFlags(fs, args, getenv); err != nil {
 		return err
 	}
@@ -42,6 +43,14 @@ func runBackup(ctx context.Context, args []string, getenv func(string) string, s
 	dbPath := filepath.Join(*dataDir, databaseFile)
 	if sameFile(*out, dbPath) {
 		return usageError("backup: --out is the live database file")
+	}
+	// Refused like keys init refuses: the file there may be the only copy
+	// of an older backup. Checked before the snapshot is taken; a file
+	// created meanwhile is still replaced by the rename.
+	if _, err := os.Lstat(*out); err == nil && !*force {
+		return fmt.Errorf("backup: %s already exists; refusing to overwrite it (pass --force to replace it)", *out)
+	} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("backup: %w", err)
 	}
 	client, err := admin.Dial(*dataDir)
 	if err != nil && !errors.Is(err, admin.ErrNoServer) {

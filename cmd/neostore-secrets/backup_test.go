@@ -260,7 +260,7 @@ func TestBackup_Offline(t *testing.T) {
 
 	backupFile := filepath.Join(t.TempDir(), "neostore.db")
 	os.WriteFile(backupFile, []byte("an older backup"), 0o644)
-	stdout, stderr, err := cli(t, "backup", "--data", dataDir, "--out", backupFile)
+	stdout, stderr, err := cli(t, "backup", "--data", dataDir, "--out", backupFile, "--force")
 	if err != nil {
 		t.Fatalf("backup: %v\n%s", err, stderr)
 	}
@@ -312,6 +312,24 @@ func TestBackup_Refusals(t *testing.T) {
 			}
 		})
 	}
+	t.Run("BackupOverAnExistingFileNeedsForce", func(t *testing.T) {
+		out := filepath.Join(t.TempDir(), "b.db")
+		older := []byte("an older backup, maybe the only one")
+		os.WriteFile(out, older, 0o600)
+		_, _, err := cli(t, "backup", "--data", dataDir, "--out", out)
+		if err == nil || !strings.Contains(err.Error(), "already exists") || !strings.Contains(err.Error(), "--force") || exitCode(err) != 1 {
+			t.Errorf("backup over an existing file = %v (exit %d), want exit 1 naming --force", err, exitCode(err))
+		}
+		if got, _ := os.ReadFile(out); !bytes.Equal(got, older) {
+			t.Errorf("the existing file was changed")
+		}
+		if _, stderr, err := cli(t, "backup", "--data", dataDir, "--out", out, "--force"); err != nil {
+			t.Fatalf("backup --force: %v\n%s", err, stderr)
+		}
+		if got, _ := os.ReadFile(out); bytes.Equal(got, older) {
+			t.Errorf("backup --force left the old file")
+		}
+	})
 	t.Run("BackupOfAPostgresServer", func(t *testing.T) {
 		node, nodeDir := startPostgresNode(t, pgtest.Start(t), masterKey)
 		defer node.stop()

@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"text/tabwriter"
@@ -76,6 +78,16 @@ func runKeysInit(args []string, getenv func(string) string, stderr io.Writer) er
 	}
 	if *out == "" {
 		return usageError("keys init: --out is required")
+	}
+	// A missing directory (/etc/neostore on a fresh machine) is created
+	// private, as the key file is; one that exists is left as it is.
+	if dir := filepath.Dir(*out); dir != "" {
+		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+			if err := os.MkdirAll(dir, 0o700); err != nil {
+				return fmt.Errorf("keys init: create the directory for --out: %w", err)
+			}
+			fmt.Fprintf(stderr, "created directory %s (mode 0700)\n", dir)
+		}
 	}
 	keyset, err := envelope.NewMasterKeyset()
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/neostore/neostore-secrets/envelope"
 	"github.com/neostore/neostore-secrets/pgtest"
 )
 
@@ -464,5 +465,46 @@ func TestKeys_RotationUnderLoadPostgres(t *testing.T) {
 		if status, _, body := do(t, "GET", c.base+s.path, s.key, ""); status != 200 || body != s.value {
 			t.Errorf("GET %s on a fresh node = %d %q, want 200 %q", s.path, status, body, s.value)
 		}
+	}
+}
+
+// The README's first step on a fresh machine, `keys init --out
+// /etc/neostore/master.key`, failed when /etc/neostore did not exist.
+func TestKeysInit_CreatesAMissingDirectory(t *testing.T) {
+	root := t.TempDir()
+	out := filepath.Join(root, "etc", "neostore", "master.key")
+	_, stderr, err := cli(t, "keys", "init", "--out", out)
+	if err != nil {
+		t.Fatalf("keys init --out %s: %v\n%s", out, err, stderr)
+	}
+	for path, want := range map[string]os.FileMode{
+		filepath.Join(root, "etc"):             0o700,
+		filepath.Join(root, "etc", "neostore"): 0o700,
+		out:                                    0o600,
+	} {
+		fi, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fi.Mode().Perm(); got != want {
+			t.Errorf("%s has mode %#o, want %#o", path, got, want)
+		}
+	}
+	if !strings.Contains(stderr, "created directory "+filepath.Dir(out)) {
+		t.Errorf("keys init did not say it created the directory: %q", stderr)
+	}
+	if _, err := envelope.ReadMasterFile(out); err != nil {
+		t.Errorf("the new key file does not read back: %v", err)
+	}
+
+	// An existing directory keeps its mode.
+	shared := filepath.Join(root, "shared")
+	os.Mkdir(shared, 0o755)
+	os.Chmod(shared, 0o755)
+	if _, stderr, err := cli(t, "keys", "init", "--out", filepath.Join(shared, "master.key")); err != nil {
+		t.Fatalf("keys init into an existing directory: %v\n%s", err, stderr)
+	}
+	if fi, _ := os.Stat(shared); fi.Mode().Perm() != 0o755 {
+		t.Errorf("keys init changed an existing directory's mode to %#o", fi.Mode().Perm())
 	}
 }

@@ -402,10 +402,14 @@ func TestDev(t *testing.T) {
 	}()
 	base := "http://" + addr
 	waitReady(t, http.DefaultClient, base, done, stderr)
+	// dev prints the key once it has created it, which may be after the
+	// server has begun to answer: wait for the line.
 	var key string
-	for _, line := range strings.Split(stdout.String(), "\n") {
-		if l := strings.TrimSpace(line); strings.HasPrefix(l, "nsk_") {
-			key = l
+	for deadline := time.Now().Add(10 * time.Second); key == "" && time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		for _, line := range strings.Split(stdout.String(), "\n") {
+			if l := strings.TrimSpace(line); strings.HasPrefix(l, "nsk_") {
+				key = l
+			}
 		}
 	}
 	if key == "" {

@@ -4,12 +4,14 @@ import (
 	"fmt"
 	"net/http"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/neostore/neostore-secrets/apikey"
 	"github.com/neostore/neostore-secrets/pgtest"
 )
 
@@ -82,6 +84,53 @@ func TestMultiNode(t *testing.T) {
 		}
 		t.Logf("%s", out)
 	})
+}
+
+// TestMultiNode_KeyIssuedOnAWorksOnBAtOnce: behind a load balancer, a new
+// key's first request may land on a node that has not reloaded; it looks the
+// key up instead of refusing it, and random keys cannot make it hammer the
+// database.
+func TestMultiNode_KeyIssuedOnAWorksOnBAtOnce(t *testing.T) {
+	url := pgtest.Start(t)
+	masterKey := newMasterKey(t)
+	// Reloads an hour apart: nothing below can pass by a reload.
+	_, aDir := startPostgresNode(t, url, masterKey, "--apikey-reload-interval", "1h")
+	b, _ := startPostgresNode(t, url, masterKey, "--apikey-reload-interval", "1h")
+	m := regexp.MustCompile(`msg="serving metrics" addr=(\S+)`).FindStringSubmatch(b.stderr.String())
+	if m == nil {
+		t.Fatalf("node b did not log its metrics address:\n%s", b.stderr.String())
+	}
+	metricsURL := "http://" + m[1] + "/metrics"
+	lookups := func() float64 {
+		return metricValue(t, scrape(t, metricsURL), "neostore_store_operation_duration_seconds_count", `operation="api_key_by_hash"`)
+	}
+
+	key := createKey(t, aDir, "acme", "Secret.Read")
+	if status, _, body := do(t, "GET", b.base+"/api/acme/secrets", key, ""); status != 200 {
+		t.Fatalf("first GET on B with a key just issued on A = %d %s, want 200", status, body)
+	}
+	if status, _, _ := do(t, "GET", b.base+"/api/acme/secrets", key, ""); status != 200 {
+		t.Fatalf("second GET on B = %d, want 200", status)
+	}
+	if got := lookups(); got != 1 {
+		t.Errorf("store look-ups on B after two requests with one new key = %v, want 1", got)
+	}
+
+	const flood = 300
+	start := time.Now()
+	for range flood {
+		random, _ := apikey.Generate()
+		if status, _, _ := do(t, "GET", b.base+"/api/acme/secrets", random, ""); status != 401 {
+			t.Fatalf("GET on B with a random well-formed key = %d, want 401", status)
+		}
+	}
+	elapsed := time.Since(start)
+	limit := float64(apikey.LookupBurst) + float64(apikey.LookupRate)*elapsed.Seconds() + 1
+	got := lookups() - 1
+	if got > limit {
+		t.Errorf("store look-ups for %d random keys in %v = %v, want at most %.0f", flood, elapsed.Round(time.Millisecond), got, limit)
+	}
+	t.Logf("%d random well-formed keys in %v: %v store look-ups (bound %.0f)", flood, elapsed.Round(time.Millisecond), got, limit)
 }
 
 // waitStatus polls GET url until it answers want, failing after limit.

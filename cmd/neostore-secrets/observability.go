@@ -92,8 +92,16 @@ func serveMetrics(cfg observabilityConfig, m *metrics.Metrics, trail *audit.Trai
 		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
-	go srv.Serve(ln)
+	limited := limitListener(ln, "metrics", maxMetricsConnections, 0, m)
+	srv := &http.Server{
+		Handler:           mux,
+		ConnState:         limited.ConnState,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second, // a scrape is a bodiless GET
+		WriteTimeout:      30 * time.Second, // also the longest /debug/pprof/profile
+		IdleTimeout:       60 * time.Second, // longer than any sane scrape interval
+	}
+	go srv.Serve(limited)
 	logger.Info("serving metrics", "addr", ln.Addr().String())
 	return func(ctx context.Context) { srv.Shutdown(ctx) }, ln.Addr().String(), nil
 }

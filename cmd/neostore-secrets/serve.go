@@ -16,6 +16,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/KimMachineGun/automemlimit/memlimit"
+
 	"github.com/neostore/neostore-secrets"
 	"github.com/neostore/neostore-secrets/admin"
 	"github.com/neostore/neostore-secrets/apikey"
@@ -45,6 +47,7 @@ type serveConfig struct {
 	Store         storeConfig
 	Audit         auditConfig
 	Observe       observabilityConfig
+	Limits        limitsConfig
 
 	logOut io.Writer // where the logger writes; the access log goes there too
 }
@@ -65,6 +68,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	c.Store.register(fs)
 	c.Audit.register(fs)
 	c.Observe.register(fs)
+	c.Limits.register(fs)
 }
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -87,6 +91,13 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 	logger, err := newLogger(cfg.LogLevel, cfg.LogFormat, logOut)
 	if err != nil {
 		return err
+	}
+	if limit, source, err := setMemoryLimit(getenv, memlimit.FromCgroup); err != nil {
+		logger.Warn("could not read the container's memory limit; the Go runtime has none", "err", err)
+	} else if source == "none" {
+		logger.Info("no memory limit: neither GOMEMLIMIT nor a cgroup limit is set")
+	} else {
+		logger.Info("memory limit", "goMemLimitBytes", limit, "source", source)
 	}
 	master, err := loadMaster(cfg)
 	if err != nil {
@@ -125,9 +136,10 @@ type node struct {
 
 // serve opens the store and serves until ctx is done, then drains in-flight
 // requests and closes the store. ready, when not nil, is called once the
-// server accepts requests. It runs in steps, each a function below: check
-// the configuration, open the dependencies, start the listeners and the
-// background tasks, wait, shut down.
+// listeners are bound and before the first request is served; when it
+// fails, serve returns its error without serving. It runs in steps, each a
+// function below: check the configuration, open the dependencies, bind the
+// listeners, serve and start the background tasks, wait, shut down.
 func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger *slog.Logger, ready func(*node) error) error {
 	if err := cfg.check(logger); err != nil {
 		return err
@@ -137,12 +149,23 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 		return err
 	}
 	defer d.close()
-	l, err := startListeners(cfg, d, logger)
+	l, err := bindListeners(cfg, d, logger)
 	if err != nil {
 		return err
 	}
+	// ready runs before the first request is accepted (connections wait in
+	// the listen backlog meanwhile), so whatever it prints, such as dev's
+	// banner, is out before anything answers: a client that sees the
+	// server answer may read it.
+	if ready != nil {
+		if err := ready(&node{keys: d.keys, addr: l.ln.Addr().String(), metricsAddr: l.metricsAddr}); err != nil {
+			l.close()
+			return err
+		}
+	}
+	l.serve(cfg, logger)
 	stopBackground := startBackground(cfg, d, logger)
-	serveErr := l.wait(ctx, ready, d.keys)
+	serveErr := l.wait(ctx)
 	l.shutdown(cfg.ShutdownGrace, stopBackground, d.keys, logger)
 	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
 		return serveErr
@@ -159,6 +182,10 @@ func (cfg *serveConfig) check(logger *slog.Logger) error {
 	if err := cfg.Store.validate(cfg.DataDir); err != nil {
 		return err
 	}
+	if cfg.Limits.MaxKeysPerTenant < 0 {
+		return usageError("serve: --max-keys-per-tenant must be 0 (unlimited) or more")
+	}
+	cfg.Store.maxKeysPerTenant = cfg.Limits.MaxKeysPerTenant
 	if cfg.MaxValueBytes <= 0 || cfg.MaxValueBytes > 512<<10 {
 		return usageError("serve: --max-value-bytes must be between 1 and 524288")
 	}
@@ -210,11 +237,18 @@ func openDeps(ctx context.Context, cfg serveConfig, master *envelope.Master, log
 	if d.tlsConfig, d.certs, err = cfg.TLS.load(logger); err != nil {
 		return nil, err
 	}
+	var auditFile string
+	if cfg.Audit.sinkKind(cfg.DataDir, cfg.Store) == auditSinkFile {
+		auditFile = cfg.Audit.filePath(cfg.DataDir)
+	}
+	if err := checkDataFiles(cfg.DataDir, auditFile); err != nil {
+		return nil, err
+	}
 	if cfg.DataDir != "" {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("create data directory: %w", err)
 		}
-		if d.adminLn, err = admin.Listen(cfg.DataDir); err != nil {
+		if d.adminLn, err = admin.Listen(cfg.DataDir, logger); err != nil {
 			return nil, err
 		}
 		d.onClose(func() { d.adminLn.Close() })
@@ -287,32 +321,41 @@ func apiHandler(cfg serveConfig, d *deps, logger *slog.Logger) (http.Handler, er
 	return h, nil
 }
 
-// listeners are the servers serve runs.
+// listeners are the servers serve runs and the listeners they serve.
 type listeners struct {
 	srv, adminSrv *http.Server
-	ln, adminLn   net.Listener
+	ln, adminLn   net.Listener // bounded by connlimit; adminLn is nil without a data directory
 	metricsAddr   string
 	stopMetrics   func(context.Context)
 	errc          chan error
 }
 
-// startListeners starts the API, the admin socket and the metrics listener.
-func startListeners(cfg serveConfig, d *deps, logger *slog.Logger) (*listeners, error) {
+// bindListeners binds the API and metrics listeners and builds the API and
+// admin servers, bounding the connections of each; nothing is served yet.
+func bindListeners(cfg serveConfig, d *deps, logger *slog.Logger) (*listeners, error) {
 	handler, err := apiHandler(cfg, d, logger)
 	if err != nil {
 		return nil, err
 	}
-	l := &listeners{adminLn: d.adminLn, errc: make(chan error, 2)}
+	nofile, nofileHard, nofileKnown := openFileLimit()
+	maxConn, perClient := cfg.Limits.maxConnections(nofile, nofileKnown), cfg.Limits.maxPerClient()
+	logLimits(logger, nofile, nofileHard, nofileKnown, maxConn, perClient)
+
+	l := &listeners{errc: make(chan error, 2)}
 	if l.stopMetrics, l.metricsAddr, err = serveMetrics(cfg.Observe, d.metrics, d.trail, logger); err != nil {
 		return nil, err
 	}
-	if l.ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+	rawLn, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
 		l.stopMetrics(context.Background())
 		return nil, fmt.Errorf("listen: %w", err)
 	}
+	ln := limitListener(rawLn, "api", maxConn, perClient, d.metrics)
+	l.ln = ln
 	l.srv = &http.Server{
 		Handler:           handler,
 		TLSConfig:         d.tlsConfig,
+		ConnState:         ln.ConnState,     // idle connections make room at the limit
 		ReadHeaderTimeout: 5 * time.Second,  // slowloris: headers must arrive promptly
 		ReadTimeout:       30 * time.Second, // whole request, body included (at most 1 MiB)
 		WriteTimeout:      30 * time.Second,
@@ -320,13 +363,35 @@ func startListeners(cfg serveConfig, d *deps, logger *slog.Logger) (*listeners, 
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	l.adminSrv = &http.Server{Handler: admin.NewHandler(admin.Audited(d.keys, d.auditor, d.now), d.backup, d.keyMgr, logger), ReadHeaderTimeout: 5 * time.Second}
+	// No WriteTimeout: a backup or a rewrap may take longer than any bound.
+	l.adminSrv = &http.Server{
+		Handler:           admin.NewHandler(admin.Audited(d.keys, d.auditor, d.now), d.backup, d.keyMgr, logger),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       60 * time.Second,
+	}
+	if d.adminLn != nil {
+		limited := limitListener(d.adminLn, "admin", maxAdminConnections, 0, d.metrics)
+		l.adminSrv.ConnState = limited.ConnState
+		l.adminLn = limited
+	}
+	return l, nil
+}
+
+// serve starts serving the API and the admin socket.
+func (l *listeners) serve(cfg serveConfig, logger *slog.Logger) {
+	logger.Info("serving", "addr", l.ln.Addr().String(), "store", cfg.Store.Kind, "data", cfg.DataDir)
 	go func() { l.errc <- serveHTTP(l.srv, l.ln) }()
 	if l.adminLn != nil {
 		go func() { l.errc <- l.adminSrv.Serve(l.adminLn) }()
 	}
-	logger.Info("serving", "addr", l.ln.Addr().String(), "store", cfg.Store.Kind, "data", cfg.DataDir)
-	return l, nil
+}
+
+// close releases listeners that were never served. The admin listener is
+// closed with the dependencies.
+func (l *listeners) close() {
+	l.ln.Close() // never handed to srv, whose Shutdown closes only what it serves
+	l.stopMetrics(context.Background())
 }
 
 // startBackground starts the periodic tasks of a serving node and returns
@@ -358,14 +423,8 @@ func startBackground(cfg serveConfig, d *deps, logger *slog.Logger) (stop func()
 	return func() { cancel(); background.Wait() }
 }
 
-// wait calls ready, then waits until ctx is done or a server fails, and
-// returns that failure.
-func (l *listeners) wait(ctx context.Context, ready func(*node) error, keys *apikey.Verifier) error {
-	if ready != nil {
-		if err := ready(&node{keys: keys, addr: l.ln.Addr().String(), metricsAddr: l.metricsAddr}); err != nil {
-			return err
-		}
-	}
+// wait waits until ctx is done or a server fails, and returns that failure.
+func (l *listeners) wait(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		return nil

@@ -27,6 +27,10 @@ type storeConfig struct {
 	ConnectTimeout   time.Duration // default 5s
 	StatementTimeout time.Duration // default 5s
 	APIKeyReload     time.Duration // how often API keys are re-read from a shared store; default 2s
+
+	// maxKeysPerTenant is serve's --max-keys-per-tenant (0: unlimited);
+	// the other commands that open a store leave it unlimited.
+	maxKeysPerTenant int
 }
 
 func (c *storeConfig) register(fs *flag.FlagSet) {
@@ -74,6 +78,7 @@ func (c *storeConfig) postgresOptions() postgres.Options {
 		MaxConns:         int32(c.MaxConns),
 		ConnectTimeout:   c.ConnectTimeout,
 		StatementTimeout: c.StatementTimeout,
+		MaxKeysPerTenant: c.maxKeysPerTenant,
 	}
 }
 
@@ -89,7 +94,7 @@ func (c *storeConfig) open(ctx context.Context, dataDir string) (neostore.Store,
 		}
 		return s, nil
 	}
-	return bolt.Open(filepath.Join(dataDir, databaseFile), bolt.Options{})
+	return bolt.Open(filepath.Join(dataDir, databaseFile), bolt.Options{MaxKeysPerTenant: c.maxKeysPerTenant})
 }
 
 // openStoreURL opens a store named the way migrate-store names them:
