@@ -18,7 +18,9 @@ func main() {
 	err := run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr)
 	stop()
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
-		fmt.Fprintln(os.Stderr, "neostore-secrets:", err)
+		if !errors.Is(err, errChildStatus) { // run's child has spoken for itself
+			fmt.Fprintln(os.Stderr, "neostore-secrets:", err)
+		}
 		os.Exit(exitCode(err))
 	}
 }
@@ -74,6 +76,8 @@ commands:
   secret get|put|ls|rm|rotate
                   read and write secrets of a server over HTTP (see secret help);
                   exit codes 3 not found, 4 refused (401/403)
+  run             run a command with secrets in its environment or a file, restart it
+                  when they change, start it offline from an encrypted snapshot (see run -h)
 
 Every flag can also be given as an environment variable: --master-key-file is
 NEOSTORE_MASTER_KEY_FILE. Flags given on the command line win.
@@ -108,6 +112,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runRestore(ctx, rest, getenv, stdout, stderr)
 	case "secret":
 		return runSecret(ctx, rest, getenv, stdin, stdout, stderr)
+	case "run":
+		return runRun(ctx, rest, getenv, os.Environ(), stdin, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return nil

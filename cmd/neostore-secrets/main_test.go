@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -71,13 +72,12 @@ func startServer(t *testing.T, dataDir, masterKeyFile string, extra ...string) *
 // /openapi.json from it at scheme://addr.
 func launchServer(t *testing.T, client *http.Client, scheme, dataDir, masterKeyFile string, extra ...string) *server {
 	t.Helper()
-	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	stderr := &syncBuffer{}
-	args := append([]string{"neostore-secrets", "serve", "--listen", addr, "--data", dataDir, "--master-key-file", masterKeyFile, "--metrics-listen", "127.0.0.1:0"}, extra...)
+	args := append([]string{"neostore-secrets", "serve", "--listen", "127.0.0.1:0", "--data", dataDir, "--master-key-file", masterKeyFile, "--metrics-listen", "127.0.0.1:0"}, extra...)
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, args, env(nil), strings.NewReader(""), io.Discard, stderr) }()
-	s := &server{base: scheme + "://" + addr, stderr: stderr}
+	s := &server{stderr: stderr}
 	var once sync.Once
 	var stopErr error
 	s.stop = func() error {
@@ -92,8 +92,33 @@ func launchServer(t *testing.T, client *http.Client, scheme, dataDir, masterKeyF
 		return stopErr
 	}
 	t.Cleanup(func() { s.stop() })
+	s.base = scheme + "://" + waitServing(t, done, stderr)
 	waitReady(t, client, s.base, done, stderr)
 	return s
+}
+
+// servingLine is serve's start line, logged once its API listener is bound.
+var servingLine = regexp.MustCompile(`msg=serving addr=(\S+)`)
+
+// waitServing waits for serve's start line and returns the address in it.
+// Servers in tests listen on port 0 and are found this way: a port picked
+// free beforehand can be taken by another listener before serve binds it
+// (the server's own metrics listener on port 0 among them).
+func waitServing(t *testing.T, done <-chan error, stderr *syncBuffer) string {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if m := servingLine.FindStringSubmatch(stderr.String()); m != nil {
+			return m[1]
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("server exited before it was serving: %v\n%s", err, stderr.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatalf("server not serving after 20s\n%s", stderr.String())
+	return ""
 }
 
 // waitReady polls base/openapi.json with client until it answers 200, and
@@ -393,14 +418,13 @@ func TestServe_ValuesEncryptedAtRest(t *testing.T) {
 }
 
 func TestDev(t *testing.T) {
-	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"neostore-secrets", "dev", "--listen", addr}, env(nil), strings.NewReader(""), stdout, stderr)
+		done <- run(ctx, []string{"neostore-secrets", "dev", "--listen", "127.0.0.1:0"}, env(nil), strings.NewReader(""), stdout, stderr)
 	}()
-	base := "http://" + addr
+	base := "http://" + waitServing(t, done, stderr)
 	waitReady(t, http.DefaultClient, base, done, stderr)
 	// serve runs dev's ready callback, which prints the banner, before it
 	// accepts the first request: once the server answers, the banner is whole.

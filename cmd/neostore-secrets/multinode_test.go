@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -15,7 +16,12 @@ import (
 	"github.com/neostore/neostore-secrets/pgtest"
 )
 
-func TestMain(m *testing.M) { pgtest.Main(m) }
+func TestMain(m *testing.M) {
+	code := m.Run()
+	removeProgramBinary()
+	pgtest.Shutdown()
+	os.Exit(code)
+}
 
 // startPostgresNode runs serve on the PostgreSQL store at url with its own
 // data directory (for its admin socket).

@@ -169,14 +169,14 @@ func curlRequest(words []string) (*http.Request, error) {
 // dev prints a key for, and dates that have not passed.
 func TestREADME_APIExamples(t *testing.T) {
 	lines := readmeBlock(t, "### The API")
-	addr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	stdout, stderr := &syncBuffer{}, &syncBuffer{}
 	done := make(chan error, 1)
 	go func() {
-		done <- run(ctx, []string{"neostore-secrets", "dev", "--listen", addr}, env(nil), strings.NewReader(""), stdout, stderr)
+		done <- run(ctx, []string{"neostore-secrets", "dev", "--listen", "127.0.0.1:0"}, env(nil), strings.NewReader(""), stdout, stderr)
 	}()
+	addr := waitServing(t, done, stderr)
 	waitReady(t, http.DefaultClient, "http://"+addr, done, stderr)
 	var key string
 	for _, l := range strings.Split(stdout.String(), "\n") {

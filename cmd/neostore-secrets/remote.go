@@ -44,40 +44,62 @@ func (c *remoteConfig) needTenant(cmd string) error {
 	return nil
 }
 
-// client builds a client of the server from the settings and the
-// credential in the environment. opts come after the settings' own, so a
-// caller may add or override (WithRetries, WithCache...).
-func (c *remoteConfig) client(getenv func(string) string, userAgent string, opts ...client.Option) (*client.Client, error) {
+// credential is the one credential the environment or --api-key-file
+// gives: exactly one of NEOSTORE_API_KEY, NEOSTORE_TOKEN and --api-key-file.
+type credential struct {
+	secret  string // the API key or bearer token itself
+	isToken bool   // a bearer token (NEOSTORE_TOKEN), not an API key
+}
+
+// option is the client option that sends the credential.
+func (c credential) option() client.Option {
+	if c.isToken {
+		t := c.secret
+		return client.WithTokenSource(func(context.Context) (string, error) { return t, nil })
+	}
+	return client.WithAPIKey(c.secret)
+}
+
+// credential finds the credential, or returns a usage error when none or
+// more than one is given.
+func (c *remoteConfig) credential(getenv func(string) string) (credential, error) {
 	var given []string
-	var cred client.Option
+	var cred credential
 	if k := getenv("NEOSTORE_API_KEY"); k != "" {
 		given = append(given, "NEOSTORE_API_KEY")
-		cred = client.WithAPIKey(k)
+		cred = credential{secret: k}
 	}
 	if t := getenv("NEOSTORE_TOKEN"); t != "" {
 		given = append(given, "NEOSTORE_TOKEN")
-		cred = client.WithTokenSource(func(context.Context) (string, error) { return t, nil })
+		cred = credential{secret: t, isToken: true}
 	}
 	if c.APIKeyFile != "" {
 		given = append(given, "--api-key-file")
 		b, err := os.ReadFile(c.APIKeyFile)
 		if err != nil {
-			return nil, usageError("--api-key-file: %v", err)
+			return credential{}, usageError("--api-key-file: %v", err)
 		}
 		k := string(bytes.TrimSpace(b))
 		if k == "" {
-			return nil, usageError("--api-key-file: %s is empty", c.APIKeyFile)
+			return credential{}, usageError("--api-key-file: %s is empty", c.APIKeyFile)
 		}
-		cred = client.WithAPIKey(k)
+		cred = credential{secret: k}
 	}
 	switch len(given) {
 	case 0:
-		return nil, usageError("no credential: set NEOSTORE_API_KEY (or NEOSTORE_TOKEN for a bearer token), or give --api-key-file")
+		return credential{}, usageError("no credential: set NEOSTORE_API_KEY (or NEOSTORE_TOKEN for a bearer token), or give --api-key-file")
 	case 1:
+		return cred, nil
 	default:
-		return nil, usageError("more than one credential given (%s): give exactly one", strings.Join(given, ", "))
+		return credential{}, usageError("more than one credential given (%s): give exactly one", strings.Join(given, ", "))
 	}
-	all := []client.Option{cred}
+}
+
+// client builds a client of the server from the settings and cred. opts
+// come after the settings' own, so a caller may add or override
+// (WithRetries, WithCache...).
+func (c *remoteConfig) client(cred credential, userAgent string, opts ...client.Option) (*client.Client, error) {
+	all := []client.Option{cred.option()}
 	if userAgent != "" {
 		all = append(all, client.WithUserAgent(userAgent))
 	}

@@ -80,7 +80,11 @@ func remoteArgs(fs *flag.FlagSet, rc *remoteConfig, args []string, getenv func(s
 	if err := rc.needTenant(fs.Name()); err != nil {
 		return nil, nil, err
 	}
-	c, err := rc.client(getenv, cliUserAgent)
+	cred, err := rc.credential(getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := rc.client(cred, cliUserAgent)
 	if err != nil {
 		return nil, nil, err
 	}
