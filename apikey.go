@@ -89,6 +89,13 @@ type Store interface {
 	// every tenant key walk it.
 	ListTenants(ctx context.Context) ([]string, error)
 
+	// ChangeJournal returns the journal of the records the store commits
+	// with its changes (Change), or nil when it cannot commit them in a
+	// change's transaction; its write methods then refuse a Change that
+	// carries records. Every wrapper of a Store forwards it, so that the
+	// capability is seen through wrappers.
+	ChangeJournal() ChangeJournal
+
 	// Ping returns nil when the store can serve requests.
 	Ping(ctx context.Context) error
 

@@ -103,8 +103,8 @@ type ChangeAuditor interface {
 
 	// AuditChange appends r, the record of a change about to be made, and
 	// returns once it is written, before it is necessarily durable. The
-	// caller makes the change with the returned entry in its context
-	// (NewContextWithAuditEntry) and calls Durable before it answers.
+	// caller makes the change with Change{Audit: entry} and calls Durable
+	// before it answers.
 	// A nil entry means the record is already as durable as Audit makes it.
 	// It returns EUNAVAILABLE like Audit: the change must then not be made.
 	AuditChange(ctx context.Context, r *AuditRecord) (*AuditEntry, error)
@@ -117,10 +117,10 @@ type ChangeAuditor interface {
 
 // AuditEntry is the sealed line of a change's audit record, written to the
 // trail but maybe not yet durable there. A store that journals audit
-// entries finds it in the context of the change, stores Line under Node and
-// Seq in the change's own transaction, and calls Committed once that
-// transaction is durable; the trail copies journaled lines it lost back in
-// when it restarts. Line is metadata only, like every audit record.
+// entries receives it as Change.Audit, stores Line under Node and Seq in
+// the change's own transaction, and calls Committed once that transaction
+// is durable; the trail copies journaled lines it lost back in when it
+// restarts (ChangeJournal). Line is metadata only, like every audit record.
 type AuditEntry struct {
 	Node  string
 	Seq   uint64
@@ -135,16 +135,3 @@ func (e *AuditEntry) Committed() { e.committed.Store(true) }
 
 // IsCommitted reports whether a store made the entry durable.
 func (e *AuditEntry) IsCommitted() bool { return e.committed.Load() }
-
-type auditEntryKey struct{}
-
-// NewContextWithAuditEntry returns a copy of ctx that carries e to the store.
-func NewContextWithAuditEntry(ctx context.Context, e *AuditEntry) context.Context {
-	return context.WithValue(ctx, auditEntryKey{}, e)
-}
-
-// AuditEntryFromContext returns the audit entry carried by ctx, or nil.
-func AuditEntryFromContext(ctx context.Context) *AuditEntry {
-	e, _ := ctx.Value(auditEntryKey{}).(*AuditEntry)
-	return e
-}

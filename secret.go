@@ -137,18 +137,22 @@ type SecretStore interface {
 	// under that tenant and key.
 	GetSecret(ctx context.Context, tenant, key string) (SealedSecret, error)
 
-	// PutSecret stores s under tenant and key, replacing any previous secret.
-	// s.Times.UpdatedOn is stored as given; s.Times.CreatedOn only when no
-	// secret is stored under the key, else the stored one is kept (unknown
-	// stays unknown). When it returns nil the write is durable. A store
-	// with a per-tenant quota returns ErrTenantFull, and stores nothing,
-	// for a new key of a tenant that already holds its quota; replacing a
-	// key always succeeds.
-	PutSecret(ctx context.Context, tenant, key string, s SealedSecret) error
+	// PutSecret stores s under tenant and key, replacing any previous secret,
+	// and commits c's records in the same transaction. s.Times.UpdatedOn is
+	// stored as given; s.Times.CreatedOn only when no secret is stored under
+	// the key, else the stored one is kept (unknown stays unknown). When it
+	// returns nil the write and c's records are durable; otherwise neither
+	// is stored. A store with a per-tenant quota returns ErrTenantFull, and
+	// stores nothing, for a new key of a tenant that already holds its
+	// quota; replacing a key always succeeds. A store that cannot commit
+	// records (see Store.ChangeJournal) returns ErrChangeRecords for a c
+	// that carries some.
+	PutSecret(ctx context.Context, tenant, key string, s SealedSecret, c Change) error
 
-	// DeleteSecret removes the secret. It returns nil when none was stored.
-	// When it returns nil the deletion is durable.
-	DeleteSecret(ctx context.Context, tenant, key string) error
+	// DeleteSecret removes the secret, and commits c's records like
+	// PutSecret. It returns nil when none was stored. When it returns nil
+	// the deletion and c's records are durable.
+	DeleteSecret(ctx context.Context, tenant, key string, c Change) error
 
 	// ListSecretKeys returns the key names stored for tenant, in ordinal
 	// byte order, or an empty slice for a tenant without secrets.

@@ -26,14 +26,14 @@ func NewSecretService(store SecretStore, sealer Sealer, now func() time.Time) *S
 // its validity window: a caller cannot tell these apart.
 func (s *SecretService) Get(ctx context.Context, tenant, key string) ([]byte, error) {
 	if !ValidTenantID(tenant) || !ValidKeyName(key) {
-		return nil, errNotFound
+		return nil, ErrSecretNotFound
 	}
 	sealed, err := s.store.GetSecret(ctx, tenant, key)
 	if err != nil {
 		return nil, err
 	}
 	if !sealed.Validity.Contains(s.now()) {
-		return nil, errNotFound
+		return nil, ErrSecretNotFound
 	}
 	value, err := s.sealer.Open(ctx, tenant, key, sealed.Ciphertext)
 	if err == nil {
@@ -47,44 +47,66 @@ func (s *SecretService) Get(ctx context.Context, tenant, key string) ([]byte, er
 		return nil, err
 	}
 	if !again.Validity.Contains(s.now()) {
-		return nil, errNotFound
+		return nil, ErrSecretNotFound
 	}
 	return s.sealer.Open(ctx, tenant, key, again.Ciphertext)
 }
 
-var errNotFound = Errorf(ENOTFOUND, "Secret not found.")
+// SecretPut is a put that was checked: a valid tenant id and key name, a
+// value, and a window that is not empty. NewSecretPut is the only way to
+// make one, so a put is validated once: the API checks it before it
+// records the change, and Put does not check it again.
+type SecretPut struct {
+	tenant, key string
+	value       []byte
+	validity    Validity
+}
 
-// Put seals value and stores it with its validity window, replacing value
-// and window of any previous secret under the same key. It returns EINVALID
-// for an invalid tenant id, key name, empty value or empty window.
-func (s *SecretService) Put(ctx context.Context, tenant, key string, value []byte, validity Validity) error {
+// NewSecretPut checks a put of value under tenant's key with its validity
+// window. It returns EINVALID for an invalid tenant id, key name, empty
+// value or empty window.
+func NewSecretPut(tenant, key string, value []byte, validity Validity) (SecretPut, error) {
 	if err := validateNames(tenant, key); err != nil {
-		return err
+		return SecretPut{}, err
 	}
 	if len(value) == 0 {
-		return FieldError("value", "The value field is required.")
+		return SecretPut{}, FieldError("value", "The value field is required.")
 	}
 	if err := validity.Validate(); err != nil {
-		return err
+		return SecretPut{}, err
 	}
-	ciphertext, err := s.sealer.Seal(ctx, tenant, key, value)
+	return SecretPut{tenant: tenant, key: key, value: value, validity: validity}, nil
+}
+
+// errUncheckedPut is returned for a SecretPut not made by NewSecretPut.
+var errUncheckedPut = Errorf(EINTERNAL, "Internal error.")
+
+// Put seals p's value and stores it with its validity window, replacing
+// value and window of any previous secret under the same key, and commits
+// c's records with it (SecretStore.PutSecret).
+func (s *SecretService) Put(ctx context.Context, p SecretPut, c Change) error {
+	if p.tenant == "" {
+		return errUncheckedPut
+	}
+	ciphertext, err := s.sealer.Seal(ctx, p.tenant, p.key, p.value)
 	if err != nil {
 		return err
 	}
 	now := At(s.now())
-	return s.store.PutSecret(ctx, tenant, key, SealedSecret{
+	return s.store.PutSecret(ctx, p.tenant, p.key, SealedSecret{
 		Ciphertext: ciphertext,
-		Validity:   validity,
+		Validity:   p.validity,
 		Times:      SecretTimes{CreatedOn: now, UpdatedOn: now}, // the store keeps an existing CreatedOn
-	})
+	}, c)
 }
 
-// Delete removes tenant's secret key; removing an absent secret succeeds.
-func (s *SecretService) Delete(ctx context.Context, tenant, key string) error {
+// Delete removes tenant's secret key, committing c's records with the
+// deletion; removing an absent secret succeeds.
+func (s *SecretService) Delete(ctx context.Context, tenant, key string, c Change) error {
 	if err := validateNames(tenant, key); err != nil {
 		return err
 	}
-	return s.store.DeleteSecret(ctx, tenant, key)
+	return s.store.DeleteSecret(ctx, tenant, key, c)
 }
 
 // listChunk is how many key names ListEach reads from the store at a time:
@@ -103,7 +125,7 @@ const listChunk = 1000
 // listing and is returned.
 func (s *SecretService) ListEach(ctx context.Context, tenant string, yield func(keys []string) error) error {
 	if !ValidTenantID(tenant) {
-		return errInvalidTenant
+		return InvalidTenantID("tenantId")
 	}
 	after := ""
 	for {
@@ -125,19 +147,17 @@ func (s *SecretService) ListEach(ctx context.Context, tenant string, yield func(
 // secret of tenant, in List's order, without opening a value.
 func (s *SecretService) Attributes(ctx context.Context, tenant string) ([]SecretAttributes, error) {
 	if !ValidTenantID(tenant) {
-		return nil, errInvalidTenant
+		return nil, InvalidTenantID("tenantId")
 	}
 	return s.store.ListSecretAttributes(ctx, tenant)
 }
 
-var errInvalidTenant = FieldError("tenantId", "The tenant id must be 1 to 128 ASCII letters, digits, hyphens or underscores.")
-
 func validateNames(tenant, key string) error {
 	if !ValidTenantID(tenant) {
-		return errInvalidTenant
+		return InvalidTenantID("tenantId")
 	}
 	if !ValidKeyName(key) {
-		return FieldError("key", "The key must be 1 to 127 ASCII letters, digits or hyphens.")
+		return InvalidKeyName()
 	}
 	return nil
 }

@@ -102,22 +102,11 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, logger *slog.Logger, err error) {
-	code := neostore.ErrorCode(err)
-	if code == neostore.EINTERNAL {
+	p := neostore.ProblemOf(err)
+	if p.Code == neostore.EINTERNAL {
 		logger.Error("admin request failed", "err", err)
 	}
-	status := http.StatusInternalServerError
-	switch code {
-	case neostore.EINVALID:
-		status = http.StatusBadRequest
-	case neostore.ENOTFOUND:
-		status = http.StatusNotFound
-	case neostore.ECONFLICT:
-		status = http.StatusConflict
-	case neostore.EUNAVAILABLE:
-		status = http.StatusServiceUnavailable
-	}
-	writeJSON(w, status, errorResponse{Code: code, Message: neostore.ErrorMessage(err), Fields: neostore.ErrorFields(err)})
+	writeJSON(w, p.Status, errorResponse{Code: p.Code, Message: p.Message, Fields: p.Fields})
 }
 
 // Listen creates the admin socket in dataDir with mode 0600, replacing a

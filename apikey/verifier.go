@@ -236,7 +236,7 @@ func (v *Verifier) rememberUnknown(hash [sha256.Size]byte, now time.Time) {
 // adds the key to the in-memory copy before returning.
 func (v *Verifier) Create(ctx context.Context, req neostore.NewAPIKey) (string, neostore.APIKey, error) {
 	if !neostore.ValidTenantID(req.Tenant) {
-		return "", neostore.APIKey{}, neostore.FieldError("tenant", "The tenant id must be 1 to 128 ASCII letters, digits, hyphens or underscores.")
+		return "", neostore.APIKey{}, neostore.InvalidTenantID("tenant")
 	}
 	if req.Scopes == 0 || !(neostore.ScopeRead | neostore.ScopeWrite).Has(req.Scopes) {
 		return "", neostore.APIKey{}, neostore.FieldError("scope", "At least one scope, Secret.Read or Secret.Write, is required.")

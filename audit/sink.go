@@ -396,3 +396,10 @@ func (s *WriterSink) Close() error { return nil }
 // WriteLines appends the lines of several whole records at once; on a
 // failed write nothing of them stays in the file.
 func (s *FileSink) WriteLines(p []byte) error { return s.Write(p) }
+
+// LinesWriter is implemented by sinks that take the lines of several whole
+// records in one call (one system call for a batch instead of one per
+// record). Like Write, it keeps all of p or nothing.
+type LinesWriter interface {
+	WriteLines(p []byte) error
+}

@@ -7,6 +7,7 @@
 #        SCALE=1000000 SECRETS_FOR_RSS=100000 ./bench/run.sh   every target of issue 6
 #        STORE=postgres POSTGRES_URL=postgres://user:pw@127.0.0.1/postgres ./bench/run.sh
 #        AUDIT_AB=1 ./bench/run.sh                   issue 5: audit on against off, alternating
+#        BEFORE=main ./bench/run.sh                  a refactor: this tree against a git rev, alternating
 #
 # What it does: builds the service, a baseline server (bench/baseline: the
 # shape of ../shared/bench/ceiling, no storage, no crypto) and a seeder
@@ -62,6 +63,21 @@
 #                         issue 5's target: at most 20% at default durability).
 #                         About 4 more minutes with the defaults. Not with
 #                         POSTGRES_CREATE_DB=0 (two instances)
+#   BEFORE=REV            also the service built at git rev REV (`git archive
+#                         REV` unpacked into the temporary directory, built
+#                         there, removed at exit): a second instance, before,
+#                         with its own binary and master key, the same serve
+#                         flags and seeding as the main instance (which is the
+#                         working tree: after); its GET value and PUT new key
+#                         runs alternate with main's (rows "... (before)"), and
+#                         a second table, "Before and after", gives per case
+#                         before and after req/s, after/before and both p99s,
+#                         with both revs (for refactors that must show no
+#                         regression over 3%). Its serve must have every flag
+#                         the kit passes. About 4 more minutes with the
+#                         defaults. Not with AUDIT_AB=1 (run the two apart)
+#                         nor POSTGRES_CREATE_DB=0; SCALE, SECRETS_FOR_RSS,
+#                         GET list and DELETE measure the working tree only
 #   EXTRA_SERVE_FLAGS, AUDIT  extra `serve` flags (word-split), to compare e.g.
 #                         audit on and off: AUDIT='--audit-sink off', or
 #                         AUDIT='--audit-durability every'; {tmp} in them
@@ -87,6 +103,7 @@ STORE=${STORE:-bolt}
 SCALE=${SCALE:-0}
 SECRETS_FOR_RSS=${SECRETS_FOR_RSS:-0}
 AUDIT_AB=${AUDIT_AB:-0}
+BEFORE=${BEFORE:-}
 SEED_CONCURRENCY=${SEED_CONCURRENCY:-64}
 EXTRA_SERVE_FLAGS="${EXTRA_SERVE_FLAGS:-} ${AUDIT:-}"
 GO=${GO:-go}
@@ -123,6 +140,16 @@ case $AUDIT_AB in
 '') AUDIT_AB=0 ;;
 *) die "AUDIT_AB=$AUDIT_AB: want 1 (or 0, the default)" ;;
 esac
+if [ -n "$BEFORE" ] && [ "$AUDIT_AB" = 1 ]; then
+	# Four instances (audit on and off, before and after) would double the
+	# run's length and crowd the machine the ratios are measured on.
+	die "BEFORE and AUDIT_AB=1 together are not supported: run them apart"
+fi
+if [ -n "$BEFORE" ]; then
+	BEFORE_REV=$(git -C "$ROOT" rev-parse --verify --quiet "$BEFORE^{commit}") ||
+		die "BEFORE=$BEFORE: not a commit of the repository at $ROOT"
+	BEFORE_COMMIT=$(git -C "$ROOT" rev-parse --short "$BEFORE_REV")
+fi
 if [ "$STORE" = postgres ]; then
 	[ -n "${POSTGRES_URL:-}" ] || die "STORE=postgres needs POSTGRES_URL (a role with CREATEDB, e.g. postgres://bench@127.0.0.1:5432/postgres)"
 	if [ "${POSTGRES_CREATE_DB:-1}" = 0 ] && { [ "$SCALE" != 0 ] || [ "$SECRETS_FOR_RSS" != 0 ]; }; then
@@ -130,6 +157,9 @@ if [ "$STORE" = postgres ]; then
 	fi
 	if [ "${POSTGRES_CREATE_DB:-1}" = 0 ] && [ "$AUDIT_AB" = 1 ]; then
 		die "POSTGRES_CREATE_DB=0 gives one database: it cannot also hold AUDIT_AB's noaudit instance"
+	fi
+	if [ "${POSTGRES_CREATE_DB:-1}" = 0 ] && [ -n "$BEFORE" ]; then
+		die "POSTGRES_CREATE_DB=0 gives one database: it cannot also hold BEFORE's instance"
 	fi
 fi
 for n in "$REPS" "$THREADS" "$SCALE" "$SECRETS_FOR_RSS" "$SEED_CONCURRENCY"; do
@@ -218,6 +248,17 @@ log "building"
 	"$GO" build -o "$SEED" ./bench/seed
 )
 BIN=$WORK/neostore-secrets
+if [ -n "$BEFORE" ]; then
+	# git archive, not a worktree: nothing to unregister from the repository,
+	# and the whole copy goes with $WORK however the kit exits.
+	log "building $BEFORE ($BEFORE_COMMIT)"
+	mkdir -p "$WORK/before-src"
+	git -C "$ROOT" archive "$BEFORE_REV" | tar -x -C "$WORK/before-src" ||
+		die "could not unpack $BEFORE ($BEFORE_COMMIT) with git archive"
+	(cd "$WORK/before-src" && "$GO" build -buildvcs=false -o "$WORK/neostore-secrets-before" ./cmd/neostore-secrets) ||
+		die "could not build the service at $BEFORE ($BEFORE_COMMIT)"
+	rm -rf "$WORK/before-src"
+fi
 
 COMMIT=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 if [ -n "$(git -C "$ROOT" status --porcelain 2>/dev/null)" ]; then
@@ -261,6 +302,22 @@ if [ "${RATE_LIMITS:-off}" != on ]; then
 	[ "${#KIT_FLAGS[@]}" = 0 ] || KIT_NOTES+=("rate limits off (\`${KIT_FLAGS[*]}\`)")
 fi
 has_flag metrics-listen && KIT_NOTES+=("metrics on a free port")
+
+if [ -n "$BEFORE" ]; then
+	# Both instances get the same command line, so the older build must
+	# know every flag the kit passes to this one.
+	BEFORE_HELP=$("$WORK/neostore-secrets-before" serve -h 2>&1 || true)
+	need=("${KIT_FLAGS[@]}" "${STORE_FLAGS[@]}")
+	has_flag metrics-listen && need+=(--metrics-listen)
+	[ "$STORE" != postgres ] || [ "$PG_ENV_URL" = 1 ] || need+=(--postgres-url)
+	for f in "${need[@]}"; do
+		case $f in --*) ;; *) continue ;; esac
+		case $BEFORE_HELP in *"$f ("*) ;; *) die "BEFORE=$BEFORE: its \`serve -h\` lists no $f flag, which the kit passes to both builds" ;; esac
+	done
+	if [ "$STORE" = postgres ] && [ "$PG_ENV_URL" = 1 ]; then
+		case $BEFORE_HELP in *NEOSTORE_POSTGRES_URL*) ;; *) die "BEFORE=$BEFORE: its serve does not read NEOSTORE_POSTGRES_URL, which the kit uses for both builds" ;; esac
+	fi
+fi
 
 # ---- measuring -----------------------------------------------------------
 
@@ -372,7 +429,9 @@ MASTER=$WORK/master.key
 
 # State of each instance, by name.
 # I_EXTRA: serve flags of that instance alone, after EXTRA_SERVE_FLAGS.
-declare -A I_DIR I_DATA I_PG I_PORT I_METRICS_PORT I_PID I_BASE I_EXTRA
+# I_BIN, I_MASTER: its binary and master key ($BIN and $MASTER but for
+# BEFORE's instance, whose own build makes its key and API keys).
+declare -A I_DIR I_DATA I_PG I_PORT I_METRICS_PORT I_PID I_BASE I_EXTRA I_BIN I_MASTER
 
 # new_instance NAME: a fresh data directory (and database) on a free port.
 new_instance() {
@@ -393,6 +452,8 @@ new_instance() {
 	I_METRICS_PORT[$name]=$("$SEED" freeport)
 	I_BASE[$name]=http://127.0.0.1:${I_PORT[$name]}
 	I_EXTRA[$name]=""
+	I_BIN[$name]=$BIN
+	I_MASTER[$name]=$MASTER
 }
 
 # serve_cmd NAME fills SERVE_ARGS with the instance's command line and
@@ -400,7 +461,7 @@ new_instance() {
 serve_cmd() {
 	local name=$1 extra
 	extra=${EXTRA_SERVE_FLAGS//\{tmp\}/${I_DIR[$name]}}
-	SERVE_ARGS=("$BIN" serve --data "${I_DATA[$name]}" --master-key-file "$MASTER" --listen "127.0.0.1:${I_PORT[$name]}"
+	SERVE_ARGS=("${I_BIN[$name]}" serve --data "${I_DATA[$name]}" --master-key-file "${I_MASTER[$name]}" --listen "127.0.0.1:${I_PORT[$name]}"
 		"${STORE_FLAGS[@]}" "${KIT_FLAGS[@]}")
 	if has_flag metrics-listen; then
 		SERVE_ARGS+=(--metrics-listen "127.0.0.1:${I_METRICS_PORT[$name]}")
@@ -433,7 +494,7 @@ stop_instance() { stop_pid "${I_PID[$1]}"; }
 # api_key NAME TENANT prints a new read-write API key for TENANT.
 api_key() {
 	local out
-	out=$("$BIN" apikey create --data "${I_DATA[$1]}" --tenant "$2" --scope Secret.Read --scope Secret.Write --name bench 2>>"$RESULTS/logs/apikey.log") ||
+	out=$("${I_BIN[$1]}" apikey create --data "${I_DATA[$1]}" --tenant "$2" --scope Secret.Read --scope Secret.Write --name bench 2>>"$RESULTS/logs/apikey.log") ||
 		die "apikey create failed; see $RESULTS/logs/apikey.log"
 	out=${out%%$'\n'*}
 	[ -n "$out" ] || die "apikey create printed no key"
@@ -492,6 +553,23 @@ if [ "$AUDIT_AB" = 1 ]; then
 	BENCH_API_KEY=$KEY_NA_T1 "$SEED" wait -url "$NOAUDIT/api/t1/secrets/k1" -status 200 -timeout 5s
 fi
 
+if [ -n "$BEFORE" ]; then
+	# main as its rev's build: its own master key (made by its own keys
+	# init, in case the format moved), the same flags and seeding. Its GET
+	# value and PUT new key runs alternate with main's.
+	new_instance before
+	I_BIN[before]=$WORK/neostore-secrets-before
+	I_MASTER[before]=$WORK/before/master.key
+	"${I_BIN[before]}" keys init --out "${I_MASTER[before]}" 2>>"$RESULTS/logs/keys-init.log" ||
+		die "keys init of the $BEFORE build failed; see $RESULTS/logs/keys-init.log"
+	start_instance before
+	BEFORE_BASE=${I_BASE[before]}
+	KEY_BF_T1=$(api_key before t1)
+	KEY_BF_PUT=$(api_key before put)
+	seed_put before t1 "$KEY_BF_T1" -key-prefix k -start 1 -keys 1
+	BENCH_API_KEY=$KEY_BF_T1 "$SEED" wait -url "$BEFORE_BASE/api/t1/secrets/k1" -status 200 -timeout 5s
+fi
+
 if [ "$SCALE" != 0 ]; then
 	SCALE_TENANTS=$((SCALE / 100))
 	[ "$SCALE_TENANTS" -ge 1 ] || SCALE_TENANTS=1
@@ -509,11 +587,12 @@ if [ "$SCALE" != 0 ]; then
 	echo "list $KEY_LIST" >"$WORK/keys-list.txt"
 fi
 
-# ---- GET value: baseline, main, noaudit and scale runs alternate ---------
+# ---- GET value: baseline, main, noaudit, before and scale runs alternate -
 
 log "GET: baseline and service, alternating"
 GET_VALUE="GET value"
 GET_NOAUDIT="GET value (audit off)"
+GET_BEFORE="GET value (before)"
 GET_SCALE="GET value ($(thousands "$SCALE_N") stored)"
 for c in $CONNS_LIST; do
 	for i in $(seq 1 "$REPS"); do
@@ -522,6 +601,9 @@ for c in $CONNS_LIST; do
 		if [ "$AUDIT_AB" = 1 ]; then
 			BENCH_MODE="get" run_rep "$GET_NOAUDIT" "$c" "$i" "$NOAUDIT/api/t1/secrets/k1" -H "X-API-KEY: $KEY_NA_T1"
 		fi
+		if [ -n "$BEFORE" ]; then
+			BENCH_MODE="get" run_rep "$GET_BEFORE" "$c" "$i" "$BEFORE_BASE/api/t1/secrets/k1" -H "X-API-KEY: $KEY_BF_T1"
+		fi
 		if [ "$SCALE" != 0 ]; then
 			BENCH_MODE="get" run_rep "$GET_SCALE" "$c" "$i" "$SCALE_BASE/api/t1/secrets/k1" -H "X-API-KEY: $KEY_SCALE_T1"
 		fi
@@ -529,6 +611,7 @@ for c in $CONNS_LIST; do
 	finish_case "$BASELINE" "$c"
 	finish_case "$GET_VALUE" "$c"
 	[ "$AUDIT_AB" = 0 ] || finish_case "$GET_NOAUDIT" "$c"
+	[ -z "$BEFORE" ] || finish_case "$GET_BEFORE" "$c"
 	[ "$SCALE" = 0 ] || finish_case "$GET_SCALE" "$c"
 done
 RSS_MAIN=$(rss_line "${I_PID[main]}")
@@ -561,13 +644,15 @@ done
 
 log "PUT"
 # A fresh key prefix per run, so that every request writes a new key. With
-# AUDIT_AB=1, main's and noaudit's runs alternate.
+# AUDIT_AB=1, main's and noaudit's runs alternate, with BEFORE main's and
+# before's.
 put_rep() {
 	BENCH_KEY_PREFIX="p$(date +%s%N)-r$1"
 	export BENCH_KEY_PREFIX
 }
 PUT_NEW="PUT new key"
 PUT_NOAUDIT="PUT new key (audit off)"
+PUT_BEFORE="PUT new key (before)"
 for c in $CONNS_LIST; do
 	for i in $(seq 1 "$REPS"); do
 		put_rep "$i"
@@ -578,11 +663,18 @@ for c in $CONNS_LIST; do
 			BENCH_MODE=put BENCH_PATH_PREFIX=/api/put/secrets/ BENCH_BODY=$PUT_BODY \
 				run_rep "$PUT_NOAUDIT" "$c" "$i" "$NOAUDIT" -H "X-API-KEY: $KEY_NA_PUT" -H "Content-Type: application/json"
 		fi
+		if [ -n "$BEFORE" ]; then
+			put_rep "$i"
+			BENCH_MODE=put BENCH_PATH_PREFIX=/api/put/secrets/ BENCH_BODY=$PUT_BODY \
+				run_rep "$PUT_BEFORE" "$c" "$i" "$BEFORE_BASE" -H "X-API-KEY: $KEY_BF_PUT" -H "Content-Type: application/json"
+		fi
 	done
 	finish_case "$PUT_NEW" "$c"
 	[ "$AUDIT_AB" = 0 ] || finish_case "$PUT_NOAUDIT" "$c"
+	[ -z "$BEFORE" ] || finish_case "$PUT_BEFORE" "$c"
 done
 [ "$AUDIT_AB" = 0 ] || stop_instance noaudit
+[ -z "$BEFORE" ] || stop_instance before
 
 log "DELETE"
 # Every run deletes keys the seeder wrote just before it, a different one
@@ -707,6 +799,22 @@ row() {
 				a=${RPS["$on|$c"]} b=${RPS["$off|$c"]}
 				printf '| %s | %s | %s | %s | %s | %s |\n' "$on" "$c" "$(thousands "$a")" "$(thousands "$b")" "$(ratio "$a" "$b")" \
 					"$(awk -v a="$a" -v b="$b" 'BEGIN{ if (b > 0) printf "%.1f%%", (1 - a / b) * 100; else print "-" }')"
+			done
+		done
+	fi
+	if [ -n "$BEFORE" ]; then
+		echo
+		echo "**Before and after (same run, alternating).** Before: \`$BEFORE\` = \`$BEFORE_COMMIT\`, built from \`git archive\`; after: \`$COMMIT\`, the service above. Same serve flags and seeding, runs alternating; req/s and p99 are the medians above. A refactor's target: after/before at least 0.97."
+		echo
+		echo "| case | conns | before req/s | after req/s | after/before | p99 before | p99 after |"
+		echo "|---|---|---|---|---|---|---|"
+		for pair in "$GET_VALUE|$GET_BEFORE" "$PUT_NEW|$PUT_BEFORE"; do
+			after=${pair%%|*} before=${pair#*|}
+			for c in $CONNS_LIST; do
+				a=${RPS["$after|$c"]} b=${RPS["$before|$c"]}
+				printf '| %s | %s | %s | %s | %s | %s | %s |\n' "$after" "$c" "$(thousands "$b")" "$(thousands "$a")" \
+					"$(awk -v a="$a" -v b="$b" 'BEGIN{ if (b > 0) printf "%.3f×", a / b; else print "-" }')" \
+					"$(ms "${P99["$before|$c"]}")" "$(ms "${P99["$after|$c"]}")"
 			done
 		done
 	fi

@@ -13,14 +13,6 @@ import (
 	"github.com/neostore/neostore-secrets"
 )
 
-var (
-	errAPIKeyNotFound  = neostore.Errorf(neostore.ENOTFOUND, "API key not found.")
-	errAPIKeyIDTaken   = neostore.Errorf(neostore.EINVALID, "An API key with this id already exists.")
-	errAPIKeyHashTaken = neostore.Errorf(neostore.EINVALID, "An API key with this hash already exists.")
-	errAPIKeyNoID      = neostore.Errorf(neostore.EINVALID, "The API key id is required.")
-	errAPIKeyNoHash    = neostore.Errorf(neostore.EINVALID, "The API key hash is required.")
-)
-
 // apiKeyRecord is the stored form of an API key. It is separate from
 // neostore.APIKey so that renaming a domain field cannot silently change
 // what is on disk; scopes are stored by name so that their bit values may
@@ -75,7 +67,7 @@ func (s *Store) APIKeyByHash(ctx context.Context, hash []byte) (neostore.APIKey,
 	defer func() { _ = tx.Rollback() }()
 	id := tx.Bucket(bucketAPIKeyHashes).Get(hash)
 	if id == nil {
-		return neostore.APIKey{}, errAPIKeyNotFound
+		return neostore.APIKey{}, neostore.ErrAPIKeyNotFound
 	}
 	return getAPIKey(tx, string(id))
 }
@@ -123,16 +115,16 @@ func (s *Store) TouchAPIKeys(ctx context.Context, lastUsed map[string]time.Time)
 func createAPIKey(tx *bbolt.Tx, k neostore.APIKey) error {
 	switch {
 	case k.ID == "":
-		return errAPIKeyNoID
+		return neostore.ErrAPIKeyNoID
 	case len(k.Hash) == 0:
-		return errAPIKeyNoHash
+		return neostore.ErrAPIKeyNoHash
 	}
 	keys, hashes := tx.Bucket(bucketAPIKeys), tx.Bucket(bucketAPIKeyHashes)
 	if keys.Get([]byte(k.ID)) != nil {
-		return errAPIKeyIDTaken
+		return neostore.ErrAPIKeyIDTaken
 	}
 	if hashes.Get(k.Hash) != nil {
-		return errAPIKeyHashTaken
+		return neostore.ErrAPIKeyHashTaken
 	}
 	if err := putAPIKey(tx, k); err != nil {
 		return err
@@ -191,7 +183,7 @@ func touchAPIKey(tx *bbolt.Tx, id string, at time.Time) error {
 func getAPIKey(tx *bbolt.Tx, id string) (neostore.APIKey, error) {
 	v := tx.Bucket(bucketAPIKeys).Get([]byte(id))
 	if v == nil {
-		return neostore.APIKey{}, errAPIKeyNotFound
+		return neostore.APIKey{}, neostore.ErrAPIKeyNotFound
 	}
 	k, err := decodeAPIKey(v)
 	if err != nil {

@@ -21,7 +21,7 @@ var (
 )
 
 // The audit journal holds, per node, the record lines of changes committed
-// with the changes themselves (neostore.AuditEntry), under 8 bytes of
+// with the changes themselves (neostore.Change), under 8 bytes of
 // big-endian seq, until a checkpoint says the trail holds them durably.
 var bucketAuditJournal = []byte("auditjournal")
 
@@ -39,8 +39,12 @@ func journalAuditEntry(tx *bbolt.Tx, e *neostore.AuditEntry) error {
 	return node.Put(binary.BigEndian.AppendUint64(nil, e.Seq), e.Line)
 }
 
+// ChangeJournal returns s: the embedded store journals the audit entry of
+// a change in the change's own transaction.
+func (s *Store) ChangeJournal() neostore.ChangeJournal { return s }
+
 // JournaledLines returns node's journaled record lines with a seq above
-// after, in order (audit.Journal).
+// after, in order (neostore.ChangeJournal).
 func (s *Store) JournaledLines(ctx context.Context, node string, after uint64) ([][]byte, error) {
 	tx, err := s.begin(ctx, false)
 	if err != nil {
@@ -96,8 +100,6 @@ func trimAuditJournal(tx *bbolt.Tx, node string, seq uint64) error {
 	return nil
 }
 
-var errAuditKeyNotFound = neostore.Errorf(neostore.ENOTFOUND, "Audit key not found.")
-
 // GetAuditKey returns the wrapped audit key, or ENOTFOUND.
 func (s *Store) GetAuditKey(ctx context.Context) ([]byte, error) {
 	tx, err := s.begin(ctx, false)
@@ -110,7 +112,7 @@ func (s *Store) GetAuditKey(ctx context.Context) ([]byte, error) {
 			return bytes.Clone(v), nil
 		}
 	}
-	return nil, errAuditKeyNotFound
+	return nil, neostore.ErrAuditKeyNotFound
 }
 
 // CreateAuditKey stores wrapped unless an audit key exists, and returns the

@@ -127,7 +127,7 @@ func TestOpen_LockedByAnotherOpen(t *testing.T) {
 	}
 
 	// The first store is unharmed and, once closed, frees the file.
-	if err := first.PutSecret(t.Context(), "tenant", "k", neostore.SealedSecret{Ciphertext: []byte("v")}); err != nil {
+	if err := first.PutSecret(t.Context(), "tenant", "k", neostore.SealedSecret{Ciphertext: []byte("v")}, neostore.Change{}); err != nil {
 		t.Fatalf("PutSecret on the first store: %v", err)
 	}
 	if err := first.Close(); err != nil {
@@ -180,9 +180,9 @@ func TestStore_Reopen(t *testing.T) {
 		Validity:   neostore.Validity{NotBefore: neostore.At(nb), ExpiresOn: neostore.At(eo)},
 	}
 	created := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	mustDo(t, s.PutSecret(ctx, "tenant", "k", want))
-	mustDo(t, s.PutSecret(ctx, "tenant", "gone", want))
-	mustDo(t, s.DeleteSecret(ctx, "tenant", "gone"))
+	mustDo(t, s.PutSecret(ctx, "tenant", "k", want, neostore.Change{}))
+	mustDo(t, s.PutSecret(ctx, "tenant", "gone", want, neostore.Change{}))
+	mustDo(t, s.DeleteSecret(ctx, "tenant", "gone", neostore.Change{}))
 	_, err := s.CreateTenantKey(ctx, "tenant", []byte("wrapped"))
 	mustDo(t, err)
 	_, err = s.CreateKeyCheck(ctx, []byte("check"))
@@ -240,8 +240,8 @@ func TestStore_CorruptSecretRecord(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			s := mustOpen(t)
 			path := s.Path()
-			mustDo(t, s.PutSecret(t.Context(), "tenant", "bad", neostore.SealedSecret{Ciphertext: []byte("v")}))
-			mustDo(t, s.PutSecret(t.Context(), "tenant", "good", neostore.SealedSecret{Ciphertext: []byte("v")}))
+			mustDo(t, s.PutSecret(t.Context(), "tenant", "bad", neostore.SealedSecret{Ciphertext: []byte("v")}, neostore.Change{}))
+			mustDo(t, s.PutSecret(t.Context(), "tenant", "good", neostore.SealedSecret{Ciphertext: []byte("v")}, neostore.Change{}))
 			mustDo(t, s.Close())
 			rawUpdate(t, path, func(tx *bbolt.Tx) error {
 				return tx.Bucket([]byte("secrets")).Bucket([]byte("tenant")).Put([]byte("bad"), tt.data)
@@ -296,10 +296,10 @@ func TestStore_CorruptAPIKeyRecord(t *testing.T) {
 func TestStore_DeleteDropsEmptyTenantBucket(t *testing.T) {
 	s := mustOpen(t)
 	path := s.Path()
-	mustDo(t, s.PutSecret(t.Context(), "tenant", "k1", neostore.SealedSecret{Ciphertext: []byte("v")}))
-	mustDo(t, s.PutSecret(t.Context(), "tenant", "k2", neostore.SealedSecret{Ciphertext: []byte("v")}))
-	mustDo(t, s.DeleteSecret(t.Context(), "tenant", "k1"))
-	mustDo(t, s.DeleteSecret(t.Context(), "tenant", "k2"))
+	mustDo(t, s.PutSecret(t.Context(), "tenant", "k1", neostore.SealedSecret{Ciphertext: []byte("v")}, neostore.Change{}))
+	mustDo(t, s.PutSecret(t.Context(), "tenant", "k2", neostore.SealedSecret{Ciphertext: []byte("v")}, neostore.Change{}))
+	mustDo(t, s.DeleteSecret(t.Context(), "tenant", "k1", neostore.Change{}))
+	mustDo(t, s.DeleteSecret(t.Context(), "tenant", "k2", neostore.Change{}))
 	mustDo(t, s.Close())
 	rawUpdate(t, path, func(tx *bbolt.Tx) error {
 		if b := tx.Bucket([]byte("secrets")).Bucket([]byte("tenant")); b != nil {
@@ -312,7 +312,7 @@ func TestStore_DeleteDropsEmptyTenantBucket(t *testing.T) {
 func TestStore_Backup(t *testing.T) {
 	s := mustOpen(t)
 	ctx := t.Context()
-	mustDo(t, s.PutSecret(ctx, "tenant", "k", neostore.SealedSecret{Ciphertext: []byte("before")}))
+	mustDo(t, s.PutSecret(ctx, "tenant", "k", neostore.SealedSecret{Ciphertext: []byte("before")}, neostore.Change{}))
 
 	var buf bytes.Buffer
 	n, err := s.Backup(&buf)
@@ -323,7 +323,7 @@ func TestStore_Backup(t *testing.T) {
 		t.Errorf("Backup returned %d, wrote %d bytes", n, buf.Len())
 	}
 	// Writes after the snapshot do not reach it, and the live store goes on.
-	mustDo(t, s.PutSecret(ctx, "tenant", "k", neostore.SealedSecret{Ciphertext: []byte("after")}))
+	mustDo(t, s.PutSecret(ctx, "tenant", "k", neostore.SealedSecret{Ciphertext: []byte("after")}, neostore.Change{}))
 
 	path := filepath.Join(t.TempDir(), "backup.db")
 	if err := os.WriteFile(path, buf.Bytes(), 0o600); err != nil {
@@ -348,7 +348,7 @@ func TestStore_CanceledContext(t *testing.T) {
 	s := mustOpen(t)
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if err := s.PutSecret(ctx, "tenant", "k", neostore.SealedSecret{Ciphertext: []byte("v")}); !errors.Is(err, context.Canceled) {
+	if err := s.PutSecret(ctx, "tenant", "k", neostore.SealedSecret{Ciphertext: []byte("v")}, neostore.Change{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("PutSecret with a canceled context = %v, want context.Canceled", err)
 	}
 	if _, err := s.GetSecret(ctx, "tenant", "k"); !errors.Is(err, context.Canceled) {
@@ -373,7 +373,7 @@ func mustDo(t *testing.T, err error) {
 func TestStore_ReadsVersion1Records(t *testing.T) {
 	s := mustOpen(t)
 	path := s.Path()
-	mustDo(t, s.PutSecret(t.Context(), "tenant", "placeholder", neostore.SealedSecret{Ciphertext: []byte("v")}))
+	mustDo(t, s.PutSecret(t.Context(), "tenant", "placeholder", neostore.SealedSecret{Ciphertext: []byte("v")}, neostore.Change{}))
 	mustDo(t, s.Close())
 	v1 := []byte{
 		1, 0x03, // version 1; NotBefore and ExpiresOn
@@ -410,7 +410,7 @@ func TestStore_ReadsVersion1Records(t *testing.T) {
 	mustDo(t, s.PutSecret(t.Context(), "tenant", "old", neostore.SealedSecret{
 		Ciphertext: []byte("new"),
 		Times:      neostore.SecretTimes{CreatedOn: neostore.At(now), UpdatedOn: neostore.At(now)},
-	}))
+	}, neostore.Change{}))
 	sec, err = s.GetSecret(t.Context(), "tenant", "old")
 	if err != nil || sec.Times.CreatedOn.Set || !sec.Times.UpdatedOn.At.Equal(now) {
 		t.Errorf("after a put over the version 1 record, times = %+v, %v; want CreatedOn unknown, UpdatedOn %v", sec.Times, err, now)

@@ -89,23 +89,31 @@ func (s *Store) commit(batch []write) {
 	}
 }
 
+// batchChange is batch for a change that commits c's records: the same
+// transaction journals c's audit entry, which is marked committed once that
+// transaction is durable.
+func (s *Store) batchChange(ctx context.Context, c neostore.Change, fn func(tx *bbolt.Tx) error) error {
+	if !c.Records() {
+		return s.batch(ctx, fn)
+	}
+	err := s.batch(ctx, func(tx *bbolt.Tx) error {
+		if err := journalAuditEntry(tx, c.Audit); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+	if err == nil {
+		c.Audit.Committed()
+	}
+	return err
+}
+
 // batch runs fn in a transaction that concurrent writers share, and returns
 // once that transaction is committed and fsync'd. fn may run more than once
-// and must be idempotent. When ctx carries an audit entry (the record of the
-// change, see neostore.AuditEntry), the same transaction journals it.
+// and must be idempotent.
 func (s *Store) batch(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
-	}
-	entry := neostore.AuditEntryFromContext(ctx)
-	if entry != nil && entry.Line != nil {
-		change := fn
-		fn = func(tx *bbolt.Tx) error {
-			if err := journalAuditEntry(tx, entry); err != nil {
-				return err
-			}
-			return change(tx)
-		}
 	}
 	w := write{fn: fn, done: make(chan error, 1)}
 	// The read lock orders every send before Close: once Close holds the
@@ -126,9 +134,6 @@ func (s *Store) batch(ctx context.Context, fn func(tx *bbolt.Tx) error) error {
 	// must not be told "failed" about a write that may commit.
 	if err := <-w.done; err != nil {
 		return fmt.Errorf("commit: %w", err)
-	}
-	if entry != nil && entry.Line != nil {
-		entry.Committed()
 	}
 	return nil
 }

@@ -39,8 +39,8 @@ func TestStore_AuditJournal(t *testing.T) {
 
 	t.Run("AChangeCommitsItsEntry", func(t *testing.T) {
 		e1, e2 := entry("n1", 1), entry("n1", 2)
-		mustDo(t, s.PutSecret(neostore.NewContextWithAuditEntry(t.Context(), e1), "t", "k", sec))
-		mustDo(t, s.DeleteSecret(neostore.NewContextWithAuditEntry(t.Context(), e2), "t", "k"))
+		mustDo(t, s.PutSecret(t.Context(), "t", "k", sec, neostore.Change{Audit: e1}))
+		mustDo(t, s.DeleteSecret(t.Context(), "t", "k", neostore.Change{Audit: e2}))
 		if !e1.IsCommitted() || !e2.IsCommitted() {
 			t.Errorf("committed = %v, %v; want both", e1.IsCommitted(), e2.IsCommitted())
 		}
@@ -58,9 +58,9 @@ func TestStore_AuditJournal(t *testing.T) {
 
 	t.Run("AFailedChangeCommitsNothing", func(t *testing.T) {
 		e := entry("n2", 1)
-		ctx, cancel := context.WithCancel(neostore.NewContextWithAuditEntry(t.Context(), e))
+		ctx, cancel := context.WithCancel(t.Context())
 		cancel()
-		if err := s.PutSecret(ctx, "t", "k", sec); err == nil {
+		if err := s.PutSecret(ctx, "t", "k", sec, neostore.Change{Audit: e}); err == nil {
 			t.Fatal("PutSecret with a cancelled context succeeded")
 		}
 		if e.IsCommitted() {
@@ -73,7 +73,7 @@ func TestStore_AuditJournal(t *testing.T) {
 
 	t.Run("ACheckpointDropsWhatItCovers", func(t *testing.T) {
 		for seq := uint64(3); seq <= 6; seq++ {
-			mustDo(t, s.PutSecret(neostore.NewContextWithAuditEntry(t.Context(), entry("n1", seq)), "t", "k", sec))
+			mustDo(t, s.PutSecret(t.Context(), "t", "k", sec, neostore.Change{Audit: entry("n1", seq)}))
 		}
 		mustDo(t, s.SaveAuditCheckpoint(t.Context(), "n1", 4, make([]byte, 32)))
 		want := []string{string(entry("n1", 5).Line), string(entry("n1", 6).Line)}
@@ -88,7 +88,7 @@ func TestStore_AuditJournal(t *testing.T) {
 	})
 
 	t.Run("WithoutAnEntryNothingIsJournaled", func(t *testing.T) {
-		mustDo(t, s.PutSecret(t.Context(), "t", "plain", sec))
+		mustDo(t, s.PutSecret(t.Context(), "t", "plain", sec, neostore.Change{}))
 		if got := journaled(t, s, "n1", 6); len(got) != 0 {
 			t.Errorf("journal = %q, want empty", got)
 		}
@@ -107,7 +107,7 @@ func TestStore_AuditJournalRestoresTheTrail(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tr, err := audit.Open(audit.Config{NodeID: "n1", Key: key, Sink: sink, Durability: audit.WriteSync, Journal: s})
+		tr, err := audit.Open(audit.Config{NodeID: "n1", Key: key, Sink: sink, Durability: audit.WriteSync, Journal: s.ChangeJournal()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -118,7 +118,7 @@ func TestStore_AuditJournalRestoresTheTrail(t *testing.T) {
 	mustDo(t, tr.Audit(ctx, &neostore.AuditRecord{Op: neostore.OpSecretGet, Status: 200}))
 	e, err := tr.AuditChange(ctx, &neostore.AuditRecord{Op: neostore.OpSecretPut, Tenant: "t", Key: "k", Status: 204})
 	mustDo(t, err)
-	mustDo(t, s.PutSecret(neostore.NewContextWithAuditEntry(ctx, e), "t", "k", neostore.SealedSecret{Ciphertext: []byte("c")}))
+	mustDo(t, s.PutSecret(ctx, "t", "k", neostore.SealedSecret{Ciphertext: []byte("c")}, neostore.Change{Audit: e}))
 	if !e.IsCommitted() {
 		t.Fatal("the store did not commit the record with the change")
 	}

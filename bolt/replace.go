@@ -14,17 +14,10 @@ import (
 // one write transaction; bbolt runs one writer at a time, so nothing can
 // change the record between the comparison and the write.
 
-var (
-	errTenantKeyConflict = neostore.Errorf(neostore.ECONFLICT, "The tenant key was changed or removed concurrently.")
-	errKeyCheckConflict  = neostore.Errorf(neostore.ECONFLICT, "The key-check record was changed or removed concurrently.")
-	errSecretConflict    = neostore.Errorf(neostore.ECONFLICT, "The secret was changed or deleted concurrently.")
-	errAuditKeyConflict  = neostore.Errorf(neostore.ECONFLICT, "The audit key was changed or removed concurrently.")
-)
-
 // ReplaceTenantKey stores wrapped as tenant's data key if the stored one is
 // still old, else returns ECONFLICT.
 func (s *Store) ReplaceTenantKey(ctx context.Context, tenant string, old, wrapped []byte) error {
-	return s.replace(ctx, "replace tenant key", errTenantKeyConflict, func(tx *bbolt.Tx) (bool, error) {
+	return s.replace(ctx, "replace tenant key", neostore.ErrTenantKeyConflict, func(tx *bbolt.Tx) (bool, error) {
 		b := tx.Bucket(bucketTenantKeys)
 		if v := b.Get([]byte(tenant)); v == nil || !bytes.Equal(v, old) {
 			return false, nil
@@ -36,7 +29,7 @@ func (s *Store) ReplaceTenantKey(ctx context.Context, tenant string, old, wrappe
 // ReplaceKeyCheck stores record if the stored key-check record is still
 // old, else returns ECONFLICT.
 func (s *Store) ReplaceKeyCheck(ctx context.Context, old, record []byte) error {
-	return s.replace(ctx, "replace key check", errKeyCheckConflict, func(tx *bbolt.Tx) (bool, error) {
+	return s.replace(ctx, "replace key check", neostore.ErrKeyCheckConflict, func(tx *bbolt.Tx) (bool, error) {
 		b := tx.Bucket(bucketMeta)
 		if v := b.Get(metaKeyCheck); v == nil || !bytes.Equal(v, old) {
 			return false, nil
@@ -49,7 +42,7 @@ func (s *Store) ReplaceKeyCheck(ctx context.Context, old, record []byte) error {
 // is still old, else returns ECONFLICT. Rewrapping under a new master key
 // uses it.
 func (s *Store) ReplaceAuditKey(ctx context.Context, old, wrapped []byte) error {
-	return s.replace(ctx, "replace audit key", errAuditKeyConflict, func(tx *bbolt.Tx) (bool, error) {
+	return s.replace(ctx, "replace audit key", neostore.ErrAuditKeyConflict, func(tx *bbolt.Tx) (bool, error) {
 		b := tx.Bucket(bucketAudit)
 		if b == nil {
 			return false, nil
@@ -119,7 +112,7 @@ func (s *Store) ReplaceSecret(ctx context.Context, tenant, key string, old []byt
 		return fmt.Errorf("bolt: replace secret: %w", err)
 	}
 	if !swapped {
-		return errSecretConflict
+		return neostore.ErrSecretConflict
 	}
 	return nil
 }

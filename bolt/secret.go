@@ -10,8 +10,6 @@ import (
 	"github.com/neostore/neostore-secrets"
 )
 
-var errSecretNotFound = neostore.Errorf(neostore.ENOTFOUND, "Secret not found.")
-
 // GetSecret returns the sealed secret stored under tenant and key, or
 // ENOTFOUND. A record that does not decode is an internal error.
 func (s *Store) GetSecret(ctx context.Context, tenant, key string) (neostore.SealedSecret, error) {
@@ -24,13 +22,14 @@ func (s *Store) GetSecret(ctx context.Context, tenant, key string) (neostore.Sea
 }
 
 // PutSecret stores sec under tenant and key, replacing value and validity of
-// any previous secret. Concurrent puts and deletes share one commit; a nil
-// return means the write was fsync'd.
-func (s *Store) PutSecret(ctx context.Context, tenant, key string, sec neostore.SealedSecret) error {
+// any previous secret, and journals c's audit entry in the same
+// transaction. Concurrent puts and deletes share one commit; a nil return
+// means the write was fsync'd.
+func (s *Store) PutSecret(ctx context.Context, tenant, key string, sec neostore.SealedSecret, c neostore.Change) error {
 	// Encoded once, outside the batch function, which bbolt may run twice.
 	// The fresh buffer also means the caller's slice is never stored.
 	rec := encodeSecret(sec)
-	if err := s.batch(ctx, func(tx *bbolt.Tx) error {
+	if err := s.batchChange(ctx, c, func(tx *bbolt.Tx) error {
 		return putSecret(tx, tenant, key, keepCreatedOn(tx, tenant, key, sec, rec), s.maxKeys)
 	}); err != nil {
 		return fmt.Errorf("bolt: put secret: %w", err)
@@ -38,10 +37,11 @@ func (s *Store) PutSecret(ctx context.Context, tenant, key string, sec neostore.
 	return nil
 }
 
-// DeleteSecret removes the secret under tenant and key; removing an absent
-// one succeeds. A nil return means the deletion was fsync'd.
-func (s *Store) DeleteSecret(ctx context.Context, tenant, key string) error {
-	if err := s.batch(ctx, func(tx *bbolt.Tx) error {
+// DeleteSecret removes the secret under tenant and key, journaling c's
+// audit entry with it; removing an absent one succeeds. A nil return means
+// the deletion was fsync'd.
+func (s *Store) DeleteSecret(ctx context.Context, tenant, key string, c neostore.Change) error {
+	if err := s.batchChange(ctx, c, func(tx *bbolt.Tx) error {
 		return deleteSecret(tx, tenant, key)
 	}); err != nil {
 		return fmt.Errorf("bolt: delete secret: %w", err)
@@ -166,11 +166,11 @@ func (s *Store) ListSecretKeysAfter(ctx context.Context, tenant, after string, l
 func getSecret(tx *bbolt.Tx, tenant, key string) (neostore.SealedSecret, error) {
 	b := tx.Bucket(bucketSecrets).Bucket([]byte(tenant))
 	if b == nil {
-		return neostore.SealedSecret{}, errSecretNotFound
+		return neostore.SealedSecret{}, neostore.ErrSecretNotFound
 	}
 	data := b.Get([]byte(key))
 	if data == nil {
-		return neostore.SealedSecret{}, errSecretNotFound
+		return neostore.SealedSecret{}, neostore.ErrSecretNotFound
 	}
 	sec, err := decodeSecret(data)
 	if err != nil {

@@ -10,11 +10,6 @@ import (
 	"github.com/neostore/neostore-secrets"
 )
 
-var (
-	errTenantKeyNotFound = neostore.Errorf(neostore.ENOTFOUND, "Tenant key not found.")
-	errKeyCheckNotFound  = neostore.Errorf(neostore.ENOTFOUND, "Key-check record not found.")
-)
-
 // GetTenantKey returns the wrapped data key of tenant, or ENOTFOUND.
 func (s *Store) GetTenantKey(ctx context.Context, tenant string) ([]byte, error) {
 	tx, err := s.begin(ctx, false)
@@ -24,7 +19,7 @@ func (s *Store) GetTenantKey(ctx context.Context, tenant string) ([]byte, error)
 	defer func() { _ = tx.Rollback() }()
 	v := tx.Bucket(bucketTenantKeys).Get([]byte(tenant))
 	if v == nil {
-		return nil, errTenantKeyNotFound
+		return nil, neostore.ErrTenantKeyNotFound
 	}
 	return bytes.Clone(v), nil
 }
@@ -74,7 +69,7 @@ func (s *Store) GetKeyCheck(ctx context.Context) ([]byte, error) {
 	defer func() { _ = tx.Rollback() }()
 	v := tx.Bucket(bucketMeta).Get(metaKeyCheck)
 	if v == nil {
-		return nil, errKeyCheckNotFound
+		return nil, neostore.ErrKeyCheckNotFound
 	}
 	return bytes.Clone(v), nil
 }

@@ -377,7 +377,7 @@ func dependsOn(full, without tink.AEAD, ciphertext []byte, label string) bool {
 func (r *Rotator) RotateTenantKey(ctx context.Context, tenant string, grace time.Duration) (neostore.TenantKeyRotation, error) {
 	rep := neostore.TenantKeyRotation{Tenant: tenant}
 	if !neostore.ValidTenantID(tenant) {
-		return rep, neostore.FieldError("tenant", "The tenant id must be 1 to 128 ASCII letters, digits, hyphens or underscores.")
+		return rep, neostore.InvalidTenantID("tenant")
 	}
 
 	// 1. A new primary data key.

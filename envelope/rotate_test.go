@@ -87,7 +87,7 @@ func (s *memStore) GetSecret(ctx context.Context, tenant, key string) (neostore.
 	return sec, nil
 }
 
-func (s *memStore) PutSecret(ctx context.Context, tenant, key string, sec neostore.SealedSecret) error {
+func (s *memStore) PutSecret(ctx context.Context, tenant, key string, sec neostore.SealedSecret, _ neostore.Change) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sec.Ciphertext = bytes.Clone(sec.Ciphertext)
@@ -95,7 +95,7 @@ func (s *memStore) PutSecret(ctx context.Context, tenant, key string, sec neosto
 	return nil
 }
 
-func (s *memStore) DeleteSecret(ctx context.Context, tenant, key string) error {
+func (s *memStore) DeleteSecret(ctx context.Context, tenant, key string, _ neostore.Change) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.secrets, tenant+"/"+key)
@@ -216,7 +216,7 @@ func primaryID(t *testing.T, m *Master) uint32 {
 
 func mustPut(t *testing.T, n *node, tenant, key, value string) {
 	t.Helper()
-	if err := n.secrets.Put(t.Context(), tenant, key, []byte(value), neostore.Validity{}); err != nil {
+	if err := n.secrets.Put(t.Context(), mustSecretPut(t, tenant, key, value), neostore.Change{}); err != nil {
 		t.Fatalf("Put(%s/%s): %v", tenant, key, err)
 	}
 }
@@ -661,7 +661,11 @@ func TestRotator_RotateTenantKey(t *testing.T) {
 					default:
 					}
 					key, want := fmt.Sprintf("w%d-%d", w, i%5), fmt.Sprintf("v%d-%d", w, i)
-					if err := n.secrets.Put(ctx, "acme", key, []byte(want), neostore.Validity{}); err != nil {
+					put, err := neostore.NewSecretPut("acme", key, []byte(want), neostore.Validity{})
+					if err == nil {
+						err = n.secrets.Put(ctx, put, neostore.Change{})
+					}
+					if err != nil {
 						failures.Add(1)
 						t.Errorf("writer %d: Put: %v", w, err)
 						return
@@ -673,7 +677,7 @@ func TestRotator_RotateTenantKey(t *testing.T) {
 						return
 					}
 					if i%7 == 6 {
-						if err := n.secrets.Delete(ctx, "acme", key); err != nil {
+						if err := n.secrets.Delete(ctx, "acme", key, neostore.Change{}); err != nil {
 							t.Errorf("writer %d: Delete: %v", w, err)
 						}
 					}
@@ -735,7 +739,7 @@ func TestRotator_RotateTenantKey(t *testing.T) {
 		}
 		store.onReplaceTenantKey = func(count int) {
 			if count == 2 { // the removal of the old key
-				store.PutSecret(ctx, "acme", "late", neostore.SealedSecret{Ciphertext: late})
+				store.PutSecret(ctx, "acme", "late", neostore.SealedSecret{Ciphertext: late}, neostore.Change{})
 			}
 		}
 		rep, err := n.rotator.RotateTenantKey(ctx, "acme", 0)
@@ -765,7 +769,7 @@ func TestRotator_RotateTenantKey(t *testing.T) {
 			case "k":
 				mustPut(t, n, "acme", "k", "client value")
 			case "gone":
-				n.secrets.Delete(ctx, "acme", "gone")
+				n.secrets.Delete(ctx, "acme", "gone", neostore.Change{})
 			}
 		}
 		rep, err := n.rotator.RotateTenantKey(ctx, "acme", 0)
@@ -786,7 +790,7 @@ func TestRotator_RotateTenantKey(t *testing.T) {
 		store := newMemStore()
 		n := newNode(t, newKeyFile(t), store)
 		mustPut(t, n, "acme", "k", "v")
-		store.PutSecret(ctx, "acme", "bad", neostore.SealedSecret{Ciphertext: []byte("not a ciphertext")})
+		store.PutSecret(ctx, "acme", "bad", neostore.SealedSecret{Ciphertext: []byte("not a ciphertext")}, neostore.Change{})
 		_, err := n.rotator.RotateTenantKey(ctx, "acme", 0)
 		wantCode(t, "RotateTenantKey with a damaged secret", err, neostore.ECONFLICT)
 		if ids := tenantKeyIDs(t, n.master, store, "acme"); len(ids) != 2 {
@@ -884,4 +888,15 @@ func (s *memStore) LoadAuditCheckpoint(context.Context, string) (uint64, []byte,
 }
 func (s *memStore) ListAuditCheckpoints(context.Context) ([]neostore.AuditCheckpoint, error) {
 	return nil, nil
+}
+
+// mustSecretPut returns the checked put of value under tenant's key, with
+// no validity window.
+func mustSecretPut(t *testing.T, tenant, key, value string) neostore.SecretPut {
+	t.Helper()
+	p, err := neostore.NewSecretPut(tenant, key, []byte(value), neostore.Validity{})
+	if err != nil {
+		t.Fatalf("NewSecretPut: %v", err)
+	}
+	return p
 }

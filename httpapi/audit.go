@@ -19,21 +19,39 @@ import (
 // about to have, so that a trail that cannot take the record stops the
 // change (fail closed); if the store then fails, the failure is recorded
 // too, under the same traceId. With a neostore.ChangeAuditor, the record
-// of a write travels to the store in the change's context, so that the
-// store's commit makes it durable with the change; the response still
+// of a write travels to the store as the change's neostore.Change, so that
+// the store's commit makes it durable with the change; the response still
 // waits until it is durable (auditWriter.WriteHeader).
 
-// auditState is what the audit record of a request is built from; the
-// handlers fill it in as they learn it.
+// auditState is what the audit record of a request is built from. The
+// audit middleware creates it; the operation middleware names the
+// operation, authentication the principal (requestState.principal), the
+// responder the error code; writer is the request's auditWriter, so that a
+// handler reaches it through the request's state, never by asserting the
+// type of its http.ResponseWriter.
 type auditState struct {
 	op        string
 	tenant    string
 	key       string
-	principal *neostore.Principal
 	errorCode string
 	start     time.Time
 	recorded  int                  // status of the record already written, 0 if none
 	entry     *neostore.AuditEntry // a write's record, maybe not yet durable
+	writer    *auditWriter
+}
+
+// setOperation names the operation of an audited request.
+func (st *requestState) setOperation(op, tenant, key string) {
+	if st != nil && st.audit != nil {
+		st.audit.op, st.audit.tenant, st.audit.key = op, tenant, key
+	}
+}
+
+// setErrorCode records the code of the error an audited request failed with.
+func (st *requestState) setErrorCode(code string) {
+	if st != nil && st.audit != nil {
+		st.audit.errorCode = code
+	}
 }
 
 // auditor builds and writes the records of requests.
@@ -48,10 +66,7 @@ type auditor struct {
 // operation marks the request as op on tenant and key, for its record.
 func operation(op string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		st := requestStateFrom(r.Context())
-		st.audit.op = op
-		st.audit.tenant = r.PathValue("tenantId")
-		st.audit.key = r.PathValue("key")
+		requestStateFrom(r.Context()).setOperation(op, r.PathValue("tenantId"), r.PathValue("key"))
 		next.ServeHTTP(w, r)
 	})
 }
@@ -92,7 +107,7 @@ func (a *auditor) newRecord(r *http.Request, status int) neostore.AuditRecord {
 		Op:         st.audit.op,
 		Tenant:     clip(st.audit.tenant),
 		Key:        clip(st.audit.key),
-		Principal:  auditPrincipal(st.audit.principal),
+		Principal:  auditPrincipal(st.principal),
 		Status:     status,
 		ErrorCode:  st.audit.errorCode,
 		ClientAddr: a.clientAddr(r),
@@ -125,21 +140,17 @@ func auditPrincipal(p *neostore.Principal) neostore.AuditPrincipal {
 }
 
 // statusCode names the error class of a status the handlers wrote without
-// a neostore error (routing, authentication, authorization).
+// a neostore error (routing, authentication, authorization): the code
+// neostore.HTTPStatus maps to it, or a name of the HTTP layer's own.
 func statusCode(status int) string {
+	if code := neostore.CodeOfStatus(status); code != "" {
+		return code
+	}
 	switch status {
-	case http.StatusUnauthorized:
-		return neostore.EUNAUTHENTICATED
-	case http.StatusForbidden:
-		return neostore.EFORBIDDEN
-	case http.StatusNotFound:
-		return neostore.ENOTFOUND
 	case http.StatusMethodNotAllowed:
 		return "method_not_allowed"
 	case http.StatusTooManyRequests:
 		return "rate_limited"
-	case http.StatusServiceUnavailable:
-		return neostore.EUNAVAILABLE
 	}
 	if status >= 500 {
 		return neostore.EINTERNAL
@@ -189,6 +200,7 @@ type auditWriter struct {
 	st      *requestState
 	wrote   bool
 	refused bool
+	state   auditState // st.audit
 }
 
 func (w *auditWriter) WriteHeader(status int) {
@@ -242,23 +254,36 @@ func (w *auditWriter) Write(b []byte) (int, error) {
 func (w *auditWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // auditWrite records a write request before the store changes, with the
-// status it is about to succeed with, and returns the context to make the
-// change in: it carries the record to the store. It returns EUNAVAILABLE
-// when the trail refused the record: the handler must then change nothing.
-// Without an auditor it returns r's context.
-func auditWrite(w http.ResponseWriter, r *http.Request, status int) (context.Context, error) {
-	aw, ok := w.(*auditWriter)
-	if !ok {
-		return r.Context(), nil
+// status it is about to succeed with, and returns the Change to make it
+// with: it carries the record to the store. It returns EUNAVAILABLE when
+// the trail refused the record: the handler must then change nothing.
+// A request that is not audited gets the empty Change.
+func auditWrite(r *http.Request, status int) (neostore.Change, error) {
+	st := requestStateFrom(r.Context())
+	if st == nil || st.audit == nil {
+		return neostore.Change{}, nil
 	}
-	e, err := aw.a.recordChange(r, status)
+	e, err := st.audit.writer.a.recordChange(r, status)
 	if err != nil {
-		return nil, err
+		return neostore.Change{}, err
 	}
-	aw.st.audit.recorded = status
-	if e == nil {
-		return r.Context(), nil
-	}
-	aw.st.audit.entry = e
-	return neostore.NewContextWithAuditEntry(r.Context(), e), nil
+	st.audit.recorded = status
+	st.audit.entry = e
+	return neostore.Change{Audit: e}, nil
+}
+
+// auditRequests hands the record of every request to /api/ to a before
+// its response is sent (auditWriter).
+func auditRequests(a *auditor, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := requestStateFrom(r.Context())
+		if st == nil || !strings.HasPrefix(r.URL.Path, "/api/") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		aw := &auditWriter{ResponseWriter: w, r: r, a: a, st: st}
+		aw.state = auditState{start: a.now(), writer: aw}
+		st.audit = &aw.state // one allocation for both
+		next.ServeHTTP(aw, r)
+	})
 }

@@ -39,7 +39,7 @@ func (a *authenticator) require(scope neostore.Scope, next http.Handler) http.Ha
 		if !ok {
 			return
 		}
-		requestStateFrom(r.Context()).audit.principal = p
+		requestStateFrom(r.Context()).setPrincipal(p)
 		tenant := r.PathValue("tenantId")
 		var reason, label string
 		switch {
@@ -204,7 +204,7 @@ func (a *authenticator) authenticated(next http.Handler) http.Handler {
 		if !ok {
 			return
 		}
-		requestStateFrom(r.Context()).audit.principal = p
+		requestStateFrom(r.Context()).setPrincipal(p)
 		if a.limiter != nil {
 			if ok, bucket, wait := a.limiter.Allow(p.Kind+":"+p.ID, ""); !ok {
 				a.observer.RateLimited(bucket)

@@ -33,6 +33,8 @@ type setRequest struct {
 // application/*+json in UTF-8; ETOOLARGE for a body or value over its
 // limit (a declared Content-Length over the limit is refused unread); and
 // EINVALID naming the JSON path of the offending field for anything else.
+// The validity window and the value's size are checked after it, by
+// neostore.NewSecretPut and checkValueSize.
 func decode(w http.ResponseWriter, r *http.Request, limits bodyLimits) (setRequest, error) {
 	if !jsonContentType(r.Header["Content-Type"]) {
 		return setRequest{}, neostore.Errorf(neostore.EUNSUPPORTEDMEDIA, "The request body must be application/json, text/json or application/*+json in UTF-8.")
@@ -48,14 +50,17 @@ func decode(w http.ResponseWriter, r *http.Request, limits bodyLimits) (setReque
 		// The client went away or sent a broken chunked body.
 		return setRequest{}, neostore.FieldError("$", "The request body could not be read.")
 	}
-	req, err := decodeSetRequest(body)
-	if err != nil {
-		return setRequest{}, err
+	return decodeSetRequest(body)
+}
+
+// checkValueSize returns ETOOLARGE for a value over its limit. The handler
+// calls it after neostore.NewSecretPut, so that an empty window is reported
+// before a value too large, as when decode checked both.
+func checkValueSize(value []byte, limits bodyLimits) error {
+	if len(value) > limits.maxValue {
+		return neostore.Errorf(neostore.ETOOLARGE, "The value is larger than %d bytes.", limits.maxValue)
 	}
-	if len(req.value) > limits.maxValue {
-		return setRequest{}, neostore.Errorf(neostore.ETOOLARGE, "The value is larger than %d bytes.", limits.maxValue)
-	}
-	return req, nil
+	return nil
 }
 
 // jsonContentType reports whether the Content-Type header is one that
@@ -171,10 +176,7 @@ func decodeSetRequest(body []byte) (setRequest, error) {
 	if !valueSet || len(req.value) == 0 {
 		return setRequest{}, neostore.FieldError("value", msgValueRequired)
 	}
-	if err := req.validity.Validate(); err != nil {
-		return setRequest{}, err
-	}
-	return req, nil
+	return req, nil // the window is checked by neostore.NewSecretPut
 }
 
 // options parses the value of "options": null or an object with the

@@ -52,30 +52,6 @@ func (o *responder) encode(w http.ResponseWriter, status int, contentType []stri
 	_, _ = w.Write(body)
 }
 
-// errorStatus maps a neostore error code to its HTTP status. It is the one
-// place where the two meet.
-func errorStatus(code string) int {
-	switch code {
-	case neostore.EINVALID:
-		return http.StatusBadRequest
-	case neostore.EUNAUTHENTICATED:
-		return http.StatusUnauthorized
-	case neostore.EFORBIDDEN:
-		return http.StatusForbidden
-	case neostore.ENOTFOUND:
-		return http.StatusNotFound
-	case neostore.ECONFLICT:
-		return http.StatusConflict
-	case neostore.ETOOLARGE:
-		return http.StatusRequestEntityTooLarge
-	case neostore.EUNSUPPORTEDMEDIA:
-		return http.StatusUnsupportedMediaType
-	case neostore.EUNAVAILABLE:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
-}
-
 // retryAfterSeconds is what a 503 tells the client to wait.
 const retryAfterSeconds = "5"
 
@@ -84,18 +60,18 @@ const retryAfterSeconds = "5"
 // body. Only an error's client-safe message ever reaches the body, and only
 // for 400 without fields, for 409 and for 413.
 func (o *responder) error(w http.ResponseWriter, r *http.Request, err error) {
-	code := neostore.ErrorCode(err)
-	status := errorStatus(code)
-	requestStateFrom(r.Context()).audit.errorCode = code
+	p := neostore.ProblemOf(err)
+	status := p.Status
+	requestStateFrom(r.Context()).setErrorCode(p.Code)
 	var detail string
 	var fields map[string][]string
 	switch status {
 	case http.StatusBadRequest:
-		if fields = neostore.ErrorFields(err); fields == nil {
-			detail = neostore.ErrorMessage(err)
+		if fields = p.Fields; fields == nil {
+			detail = p.Message
 		}
 	case http.StatusRequestEntityTooLarge, http.StatusConflict:
-		detail = neostore.ErrorMessage(err)
+		detail = p.Message
 	case http.StatusServiceUnavailable:
 		o.log(r.Context(), slog.LevelWarn, "dependency unavailable", slog.String("error", err.Error()))
 		w.Header().Set("Retry-After", retryAfterSeconds)

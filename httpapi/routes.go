@@ -6,6 +6,21 @@ import (
 	"github.com/neostore/neostore-secrets"
 )
 
+// newHandler is the middleware chain around the routing table, outermost
+// first. Every request passes through it in this order; the route table
+// (addRoutes) adds each route's own: its operation and its scope.
+func newHandler(s *server, mux *http.ServeMux) http.Handler {
+	var h http.Handler = mux
+	h = cleanPaths(s.out, h)    // an unclean path is 404, not a redirect
+	h = recoverPanics(s.out, h) // a panic is a logged 500, audited like any response
+	if s.audit != nil {
+		h = auditRequests(s.audit, h) // /api/: recorded before the response is sent
+	}
+	h = s.observeRequests(h) // metrics and the access log, with the final status
+	h = withRequestState(h)  // the trace, the principal, the audit record's state
+	return securityHeaders(h)
+}
+
 // addRoutes is the routing table of the API: every route, the scope it
 // needs, and what the other methods on its path get.
 func addRoutes(mux *http.ServeMux, out *responder, auth *authenticator, secrets *neostore.SecretService, limits bodyLimits, readiness map[string]ReadinessCheck) {

@@ -125,16 +125,20 @@ func handlePutSecret(out *responder, secrets *neostore.SecretService, limits bod
 			out.error(w, r, err)
 			return
 		}
-		if err := req.validity.Validate(); err != nil {
-			out.error(w, r, err)
-			return
+		put, err := neostore.NewSecretPut(tenant, key, req.value, req.validity)
+		if err == nil {
+			err = checkValueSize(req.value, limits)
 		}
-		ctx, err := auditWrite(w, r, http.StatusNoContent)
 		if err != nil {
 			out.error(w, r, err)
 			return
 		}
-		if err := secrets.Put(ctx, tenant, key, req.value, req.validity); err != nil {
+		change, err := auditWrite(r, http.StatusNoContent)
+		if err != nil {
+			out.error(w, r, err)
+			return
+		}
+		if err := secrets.Put(r.Context(), put, change); err != nil {
 			out.error(w, r, err)
 			return
 		}
@@ -151,12 +155,12 @@ func handleDeleteSecret(out *responder, secrets *neostore.SecretService) http.Ha
 			out.error(w, r, err)
 			return
 		}
-		ctx, err := auditWrite(w, r, http.StatusNoContent)
+		change, err := auditWrite(r, http.StatusNoContent)
 		if err != nil {
 			out.error(w, r, err)
 			return
 		}
-		if err := secrets.Delete(ctx, tenant, key); err != nil {
+		if err := secrets.Delete(r.Context(), tenant, key, change); err != nil {
 			out.error(w, r, err)
 			return
 		}
@@ -165,11 +169,11 @@ func handleDeleteSecret(out *responder, secrets *neostore.SecretService) http.Ha
 }
 
 // validateTenant and validateTenantAndKey check the path parameters before
-// any body is read or any store is asked. The messages are the ones
+// any body is read or any store is asked, with the errors
 // neostore.SecretService gives.
 func validateTenant(tenant string) error {
 	if !neostore.ValidTenantID(tenant) {
-		return neostore.FieldError("tenantId", "The tenant id must be 1 to 128 ASCII letters, digits, hyphens or underscores.")
+		return neostore.InvalidTenantID("tenantId")
 	}
 	return nil
 }
@@ -179,7 +183,7 @@ func validateTenantAndKey(tenant, key string) error {
 		return err
 	}
 	if !neostore.ValidKeyName(key) {
-		return neostore.FieldError("key", "The key must be 1 to 127 ASCII letters, digits or hyphens.")
+		return neostore.InvalidKeyName()
 	}
 	return nil
 }

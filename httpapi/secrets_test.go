@@ -552,6 +552,8 @@ func TestPut_BadInput(t *testing.T) {
 		{"ValueOverLimit", json, `{"value":"` + strings.Repeat("x", 64<<10+1) + `"}`, 413, ""},
 		{"ValueOverLimitEscaped", json, `{"value":"` + strings.Repeat(`\u00e9`, 32<<10+1) + `"}`, 413, ""},
 		{"BodyOverLimit", json, `{"value":"v"}` + strings.Repeat(" ", 1<<20), 413, ""},
+		// An empty window is reported before a value over its limit.
+		{"EmptyWindowAndValueOverLimit", json, `{"value":"` + strings.Repeat("x", 64<<10+1) + `","options":{"notBefore":"2099-01-02T00:00:00Z","expiresOn":"2099-01-01T00:00:00Z"}}`, 400, "options.expiresOn"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -705,7 +707,7 @@ func putRaw(t *testing.T, store neostore.SecretStore, n int) []string {
 	for w := range 8 {
 		wg.Go(func() {
 			for i := w; i < n; i += 8 {
-				if err := store.PutSecret(t.Context(), "demo", keys[i], neostore.SealedSecret{Ciphertext: []byte("v")}); err != nil {
+				if err := store.PutSecret(t.Context(), "demo", keys[i], neostore.SealedSecret{Ciphertext: []byte("v")}, neostore.Change{}); err != nil {
 					t.Errorf("PutSecret: %v", err)
 					return
 				}

@@ -5,14 +5,12 @@
 package httpapi
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"path"
 	"runtime/debug"
-	"strings"
 	"time"
 
 	"github.com/neostore/neostore-secrets"
@@ -78,11 +76,9 @@ type Config struct {
 	Console http.Handler
 }
 
-// server is the root handler: it gives every request its trace context and
-// security headers, recovers from panics, turns unclean paths into 404
-// problems instead of ServeMux's redirects, and hands the rest to the mux.
+// server holds what the middleware around the routing table needs; the
+// chain itself is listed in routes.go (newHandler).
 type server struct {
-	mux   *http.ServeMux
 	out   *responder
 	now   func() time.Time
 	audit *auditor // nil: no audit trail
@@ -126,48 +122,59 @@ func NewServer(cfg Config, secrets *neostore.SecretService, apiKeys, tokens neos
 		mux.Handle("/ui/", cfg.Console)
 		mux.Handle("GET /ui", http.RedirectHandler("/ui/", http.StatusFound))
 	}
-	s := &server{mux: mux, out: out, now: now, observer: observer, accessLog: cfg.AccessLog, metrics: cfg.Observer != nil}
+	s := &server{out: out, now: now, observer: observer, accessLog: cfg.AccessLog, metrics: cfg.Observer != nil}
 	if cfg.Auditor != nil {
 		s.audit = &auditor{sink: cfg.Auditor, trustedProxies: cfg.TrustedProxies, now: now, out: out}
 		s.audit.changes, _ = cfg.Auditor.(neostore.ChangeAuditor)
 	}
-	return s
+	return newHandler(s, mux)
 }
 
-// ServeHTTP implements http.Handler.
-func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h["Cache-Control"] = hdrNoStore
-	h["X-Content-Type-Options"] = hdrNoSniff
-	// RFC 9112 §6.1: after a request with both Transfer-Encoding and
-	// Content-Length (a smuggling attempt, or a proxy that mangled one),
-	// the server MUST close the connection. net/http frames such a request
-	// by its chunked body but deletes both headers before any handler runs,
-	// so the two cannot be told apart from a chunked request alone: every
-	// HTTP/1.1 request with a chunked body closes its connection after the
-	// response. Clients of this API send bodies of at most 1 MiB, nearly
-	// always with Content-Length; a chunked upload costs one reconnect.
-	if len(r.TransferEncoding) > 0 && r.ProtoMajor == 1 {
-		h["Connection"] = hdrClose
-	}
+// securityHeaders sets the headers every response carries, and closes the
+// connection after a chunked HTTP/1.1 request.
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h["Cache-Control"] = hdrNoStore
+		h["X-Content-Type-Options"] = hdrNoSniff
+		// RFC 9112 §6.1: after a request with both Transfer-Encoding and
+		// Content-Length (a smuggling attempt, or a proxy that mangled one),
+		// the server MUST close the connection. net/http frames such a request
+		// by its chunked body but deletes both headers before any handler runs,
+		// so the two cannot be told apart from a chunked request alone: every
+		// HTTP/1.1 request with a chunked body closes its connection after the
+		// response. Clients of this API send bodies of at most 1 MiB, nearly
+		// always with Content-Length; a chunked upload costs one reconnect.
+		if len(r.TransferEncoding) > 0 && r.ProtoMajor == 1 {
+			h["Connection"] = hdrClose
+		}
+		next.ServeHTTP(w, r)
+	})
+}
 
-	st := newRequestState(r.Header["Traceparent"])
-	r = r.WithContext(context.WithValue(r.Context(), requestStateKey{}, st))
-
-	debug := s.accessLog == nil && s.out.logger.Enabled(r.Context(), slog.LevelDebug)
-	if s.accessLog != nil || debug || s.metrics {
+// observeRequests reports every request to the observer (metrics) and
+// writes its access-log line, or its Debug line when there is no access
+// log. Without any of them it adds nothing to the request.
+func (s *server) observeRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		debug := s.accessLog == nil && s.out.logger.Enabled(r.Context(), slog.LevelDebug)
+		if s.accessLog == nil && !debug && !s.metrics {
+			next.ServeHTTP(w, r)
+			return
+		}
 		sw := &statusWriter{ResponseWriter: w}
 		start := s.now()
 		defer func() {
 			end := s.now()
 			d := end.Sub(start)
-			route := routeLabel(r)
+			route := routeLabel(r) // r.Pattern, set by the mux on this same request
 			s.observer.Request(route, r.Method, sw.status, d)
 			if s.accessLog == nil && !debug {
 				return
 			}
+			st := requestStateFrom(r.Context())
 			principal := ""
-			if p := st.audit.principal; p != nil {
+			if p := st.principal; p != nil {
 				principal = p.Kind + ":" + p.ID
 			}
 			if s.accessLog != nil {
@@ -181,37 +188,41 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				slog.Duration("duration", d),
 				slog.String("principal", principal))
 		}()
-		w = sw
-	}
-	if s.audit != nil && strings.HasPrefix(r.URL.Path, "/api/") {
-		st.audit.start = s.now()
-		w = &auditWriter{ResponseWriter: w, r: r, a: s.audit, st: st}
-	}
-	defer s.recoverPanic(w, r)
-
-	// ServeMux answers an unclean path (//, /./, /../) with a redirect to
-	// the cleaned one; ASP.NET Core does not route it at all.
-	if p := r.URL.EscapedPath(); p == "" || p[0] != '/' || cleanPath(p) != p {
-		s.out.problem(w, r, http.StatusNotFound, "", nil)
-		return
-	}
-	s.mux.ServeHTTP(w, r)
+		next.ServeHTTP(sw, r)
+	})
 }
 
-// recoverPanic turns a panic in a handler into a logged 500 problem. The panic
-// value and stack go to the log; the client sees the generic body.
-func (s *server) recoverPanic(w http.ResponseWriter, r *http.Request) {
-	v := recover()
-	if v == nil {
-		return
-	}
-	if v == http.ErrAbortHandler {
-		panic(v)
-	}
-	s.out.log(r.Context(), slog.LevelError, "panic serving request",
-		slog.String("panic", fmt.Sprint(v)),
-		slog.String("stack", string(debug.Stack())))
-	s.out.problem(w, r, http.StatusInternalServerError, "", nil)
+// recoverPanics turns a panic in a handler into a logged 500 problem. The
+// panic value and stack go to the log; the client sees the generic body.
+func recoverPanics(out *responder, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			out.log(r.Context(), slog.LevelError, "panic serving request",
+				slog.String("panic", fmt.Sprint(v)),
+				slog.String("stack", string(debug.Stack())))
+			out.problem(w, r, http.StatusInternalServerError, "", nil)
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// cleanPaths answers an unclean path (//, /./, /../) with 404: ServeMux
+// would redirect it to the cleaned one; ASP.NET Core does not route it.
+func cleanPaths(out *responder, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.EscapedPath(); p == "" || p[0] != '/' || cleanPath(p) != p {
+			out.problem(w, r, http.StatusNotFound, "", nil)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // cleanPath returns the canonical form of an escaped URL path as ServeMux

@@ -4,16 +4,23 @@ import (
 	"context"
 	"encoding/hex"
 	"math/rand/v2"
+	"net/http"
+
+	"github.com/neostore/neostore-secrets"
 )
 
-// requestState is what the API keeps about a request in its context: the
-// W3C trace context that names it in problem bodies and log lines.
+// requestState is what the API keeps about a request in its context, put
+// there once by withRequestState: the W3C trace context that names it in
+// problem bodies and log lines, who made it, and, when it is audited, what
+// its record is built from. It is request-scoped identity; nothing optional
+// to the handlers rides in it.
 type requestState struct {
 	traceIDBytes [16]byte
 	spanID       [8]byte
 	flags        byte
-	id           string // the formatted traceId, built on first use
-	audit        auditState
+	id           string              // the formatted traceId, built on first use
+	principal    *neostore.Principal // set by authentication; nil before or without it
+	audit        *auditState         // nil when the request is not audited
 }
 
 type requestStateKey struct{}
@@ -47,6 +54,9 @@ func putUint64(b []byte, v uint64) {
 // traceID returns the W3C trace context of the request as ASP.NET Core
 // writes it in problem details: 00-<trace-id>-<span-id>-<flags>.
 func (st *requestState) traceID() string {
+	if st == nil {
+		return newRequestState(nil).traceID()
+	}
 	if st.id == "" {
 		var b [55]byte
 		b[0], b[1], b[2] = '0', '0', '-'
@@ -60,13 +70,21 @@ func (st *requestState) traceID() string {
 	return st.id
 }
 
-// requestStateFrom returns the state ServeHTTP put in ctx. A context
-// without one (a handler used on its own) gets a fresh trace.
+// requestStateFrom returns the state withRequestState put in ctx, or nil
+// for a context without one (a handler used on its own). Every method of
+// *requestState accepts nil: there is then no record to write to, and
+// traceID names a fresh trace.
 func requestStateFrom(ctx context.Context) *requestState {
-	if st, ok := ctx.Value(requestStateKey{}).(*requestState); ok {
-		return st
+	st, _ := ctx.Value(requestStateKey{}).(*requestState)
+	return st
+}
+
+// setPrincipal records who made the request, for its audit record and its
+// access-log line.
+func (st *requestState) setPrincipal(p *neostore.Principal) {
+	if st != nil {
+		st.principal = p
 	}
-	return newRequestState(nil)
 }
 
 // parseTraceparent returns the trace-id and flags of a W3C traceparent
@@ -116,4 +134,13 @@ func hexNibble(c byte) (byte, bool) {
 		return c - 'a' + 10, true
 	}
 	return 0, false
+}
+
+// withRequestState gives every request its state: the trace it continues
+// or starts, and room for its principal and its audit record.
+func withRequestState(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		st := newRequestState(r.Header["Traceparent"])
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestStateKey{}, st)))
+	})
 }

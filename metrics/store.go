@@ -27,6 +27,10 @@ func (s *instrumented) observe(op string, start time.Time, err error) {
 	}
 }
 
+// ChangeJournal is the wrapped store's: instrumenting a store must not hide
+// that it commits audit records with its changes.
+func (s *instrumented) ChangeJournal() neostore.ChangeJournal { return s.Store.ChangeJournal() }
+
 func (s *instrumented) GetSecret(ctx context.Context, tenant, key string) (neostore.SealedSecret, error) {
 	start := time.Now()
 	sec, err := s.Store.GetSecret(ctx, tenant, key)
@@ -34,16 +38,16 @@ func (s *instrumented) GetSecret(ctx context.Context, tenant, key string) (neost
 	return sec, err
 }
 
-func (s *instrumented) PutSecret(ctx context.Context, tenant, key string, sec neostore.SealedSecret) error {
+func (s *instrumented) PutSecret(ctx context.Context, tenant, key string, sec neostore.SealedSecret, c neostore.Change) error {
 	start := time.Now()
-	err := s.Store.PutSecret(ctx, tenant, key, sec)
+	err := s.Store.PutSecret(ctx, tenant, key, sec, c)
 	s.observe("put_secret", start, err)
 	return err
 }
 
-func (s *instrumented) DeleteSecret(ctx context.Context, tenant, key string) error {
+func (s *instrumented) DeleteSecret(ctx context.Context, tenant, key string, c neostore.Change) error {
 	start := time.Now()
-	err := s.Store.DeleteSecret(ctx, tenant, key)
+	err := s.Store.DeleteSecret(ctx, tenant, key, c)
 	s.observe("delete_secret", start, err)
 	return err
 }

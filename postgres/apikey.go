@@ -13,14 +13,9 @@ import (
 	"github.com/neostore/neostore-secrets"
 )
 
-var (
-	errAPIKeyNotFound  = neostore.Errorf(neostore.ENOTFOUND, "API key not found.")
-	errAPIKeyIDTaken   = neostore.Errorf(neostore.EINVALID, "An API key with this id already exists.")
-	errAPIKeyHashTaken = neostore.Errorf(neostore.EINVALID, "An API key with this hash already exists.")
-	errAPIKeyTaken     = neostore.Errorf(neostore.EINVALID, "An API key with this id or hash already exists.")
-	errAPIKeyNoID      = neostore.Errorf(neostore.EINVALID, "The API key id is required.")
-	errAPIKeyNoHash    = neostore.Errorf(neostore.EINVALID, "The API key hash is required.")
-)
+// errAPIKeyTaken is returned when an insert hits either unique constraint
+// and the database does not say which.
+var errAPIKeyTaken = neostore.Errorf(neostore.EINVALID, "An API key with this id or hash already exists.")
 
 // apiKeyColumns is the column list that scanAPIKey reads.
 const apiKeyColumns = "id, name, tenant, scopes, hash, created_at, expires_at, revoked_at, last_used"
@@ -31,9 +26,9 @@ const apiKeyColumns = "id, name, tenant, scopes, hash, created_at, expires_at, r
 func (s *Store) CreateAPIKey(ctx context.Context, k neostore.APIKey) error {
 	switch {
 	case k.ID == "":
-		return errAPIKeyNoID
+		return neostore.ErrAPIKeyNoID
 	case len(k.Hash) == 0:
-		return errAPIKeyNoHash
+		return neostore.ErrAPIKeyNoHash
 	}
 	ctx, cancel, err := s.call(ctx)
 	if err != nil {
@@ -47,9 +42,9 @@ func (s *Store) CreateAPIKey(ctx context.Context, k neostore.APIKey) error {
 	if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
 		switch pgErr.ConstraintName {
 		case "api_keys_pkey":
-			return errAPIKeyIDTaken
+			return neostore.ErrAPIKeyIDTaken
 		case "api_keys_hash_key":
-			return errAPIKeyHashTaken
+			return neostore.ErrAPIKeyHashTaken
 		}
 		return errAPIKeyTaken // a server that does not name the constraint
 	}
@@ -94,7 +89,7 @@ func (s *Store) APIKeyByHash(ctx context.Context, hash []byte) (neostore.APIKey,
 	rows, _ := s.pool.Query(ctx, "SELECT "+apiKeyColumns+" FROM api_keys WHERE hash = $1", hash)
 	k, err := pgx.CollectExactlyOneRow(rows, scanAPIKey)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return neostore.APIKey{}, errAPIKeyNotFound
+		return neostore.APIKey{}, neostore.ErrAPIKeyNotFound
 	}
 	if err != nil {
 		return neostore.APIKey{}, s.fail(ctx, "api key by hash", err)
@@ -115,7 +110,7 @@ func (s *Store) RevokeAPIKey(ctx context.Context, id string, at time.Time) error
 		return s.fail(ctx, "revoke api key", err)
 	}
 	if tag.RowsAffected() == 0 {
-		return errAPIKeyNotFound
+		return neostore.ErrAPIKeyNotFound
 	}
 	return nil
 }

@@ -10,8 +10,6 @@ import (
 	"github.com/neostore/neostore-secrets"
 )
 
-var errAuditKeyNotFound = neostore.Errorf(neostore.ENOTFOUND, "Audit key not found.")
-
 // GetAuditKey returns the wrapped audit key, or ENOTFOUND.
 func (s *Store) GetAuditKey(ctx context.Context) ([]byte, error) {
 	ctx, cancel, err := s.call(ctx)
@@ -22,7 +20,7 @@ func (s *Store) GetAuditKey(ctx context.Context) ([]byte, error) {
 	var wrapped []byte
 	err = s.pool.QueryRow(ctx, "SELECT wrapped FROM audit_key WHERE id").Scan(&wrapped)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, errAuditKeyNotFound
+		return nil, neostore.ErrAuditKeyNotFound
 	} else if err != nil {
 		return nil, s.fail(ctx, "get audit key", err)
 	}

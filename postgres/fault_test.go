@@ -29,7 +29,7 @@ func seedFaultData(t *testing.T, s *postgres.Store) (check func()) {
 	t.Helper()
 	ctx := t.Context()
 	sec := neostore.SealedSecret{Ciphertext: []byte("before the fault"), Validity: neostore.Validity{NotBefore: neostore.At(time.Date(2025, 1, 1, 0, 0, 0, 1, time.UTC))}}
-	if err := s.PutSecret(ctx, "tenant", "k", sec); err != nil {
+	if err := s.PutSecret(ctx, "tenant", "k", sec, neostore.Change{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.CreateTenantKey(ctx, "tenant", []byte("wrapped")); err != nil {
@@ -196,7 +196,7 @@ func TestStore_DatabaseStoppedMidLoad(t *testing.T) {
 				}
 				key, value := fmt.Sprintf("w%d-%d", w, i), fmt.Sprintf("value %d of writer %d", i, w)
 				start := time.Now()
-				err := s.PutSecret(context.Background(), "tenant", key, neostore.SealedSecret{Ciphertext: []byte(value)})
+				err := s.PutSecret(context.Background(), "tenant", key, neostore.SealedSecret{Ciphertext: []byte(value)}, neostore.Change{})
 				if elapsed := time.Since(start); elapsed > faultBound {
 					t.Errorf("PutSecret took %v, want within %v", elapsed, faultBound)
 				}

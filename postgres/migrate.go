@@ -98,7 +98,7 @@ func Migrate(ctx context.Context, url string) (from, to int, err error) {
 		return 0, 0, fmt.Errorf("postgres: migrate: %w", err)
 	}
 	if cfg.ConnectTimeout == 0 {
-		cfg.ConnectTimeout = defaultConnectTimeout
+		cfg.ConnectTimeout = DefaultConnectTimeout
 	}
 	return migrateConfig(ctx, cfg)
 }

@@ -145,7 +145,7 @@ func checkTimesUnknown(t *testing.T, s *Store) {
 		t.Errorf("attributes of db-password = %+v, want its window kept", attrs[0])
 	}
 	now := neostore.At(time.Date(2026, 5, 6, 7, 8, 9, 10, time.UTC))
-	if err := s.PutSecret(ctx, "acme", "open", neostore.SealedSecret{Ciphertext: []byte("x"), Times: neostore.SecretTimes{CreatedOn: now, UpdatedOn: now}}); err != nil {
+	if err := s.PutSecret(ctx, "acme", "open", neostore.SealedSecret{Ciphertext: []byte("x"), Times: neostore.SecretTimes{CreatedOn: now, UpdatedOn: now}}, neostore.Change{}); err != nil {
 		t.Fatalf("PutSecret over a migrated row: %v", err)
 	}
 	sec, err := s.GetSecret(ctx, "acme", "open")

@@ -18,11 +18,12 @@ import (
 	"github.com/neostore/neostore-secrets"
 )
 
-// Defaults of Options.
+// Defaults of Options, exported so that flags can show them without
+// stating them again.
 const (
-	defaultMaxConns         = 16
-	defaultConnectTimeout   = 5 * time.Second
-	defaultStatementTimeout = 5 * time.Second
+	DefaultMaxConns         = 16
+	DefaultConnectTimeout   = 5 * time.Second
+	DefaultStatementTimeout = 5 * time.Second
 	defaultPingTimeout      = 2 * time.Second
 )
 
@@ -152,13 +153,13 @@ func (o Options) withDefaults() (Options, error) {
 		return o, errors.New("StatementTimeout below 1ms")
 	}
 	if o.MaxConns == 0 {
-		o.MaxConns = defaultMaxConns
+		o.MaxConns = DefaultMaxConns
 	}
 	if o.ConnectTimeout == 0 {
-		o.ConnectTimeout = defaultConnectTimeout
+		o.ConnectTimeout = DefaultConnectTimeout
 	}
 	if o.StatementTimeout == 0 {
-		o.StatementTimeout = defaultStatementTimeout
+		o.StatementTimeout = DefaultStatementTimeout
 	}
 	if o.PingTimeout == 0 {
 		o.PingTimeout = defaultPingTimeout

@@ -88,10 +88,10 @@ func TestStore_ByteOrderUnderNonCCollation(t *testing.T) {
 
 	want := []string{"1", "10", "2", "A", "B", "Db-Password", "Z", "a", "a-b", "a0", "ab", "b", "db-password", "z"}
 	for _, k := range slices.Backward(want) {
-		if err := s.PutSecret(ctx, "tenant", k, neostore.SealedSecret{Ciphertext: []byte(k)}); err != nil {
+		if err := s.PutSecret(ctx, "tenant", k, neostore.SealedSecret{Ciphertext: []byte(k)}, neostore.Change{}); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.PutSecret(ctx, k, "k", neostore.SealedSecret{Ciphertext: []byte(k)}); err != nil {
+		if err := s.PutSecret(ctx, k, "k", neostore.SealedSecret{Ciphertext: []byte(k)}, neostore.Change{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -133,14 +133,14 @@ func TestStore_TwoNodesShareState(t *testing.T) {
 	ctx := t.Context()
 
 	want := neostore.SealedSecret{Ciphertext: []byte("v1"), Validity: neostore.Validity{NotBefore: neostore.At(time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC))}}
-	if err := a.PutSecret(ctx, "tenant", "k", want); err != nil {
+	if err := a.PutSecret(ctx, "tenant", "k", want, neostore.Change{}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := b.GetSecret(ctx, "tenant", "k")
 	if err != nil || !bytes.Equal(got.Ciphertext, want.Ciphertext) || !got.Validity.NotBefore.Set {
 		t.Errorf("B reads %+v, %v after A's put; want %+v", got, err, want)
 	}
-	if err := a.DeleteSecret(ctx, "tenant", "k"); err != nil {
+	if err := a.DeleteSecret(ctx, "tenant", "k", neostore.Change{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.GetSecret(ctx, "tenant", "k"); neostore.ErrorCode(err) != neostore.ENOTFOUND {
@@ -187,7 +187,7 @@ func TestStore_TwoNodesShareState(t *testing.T) {
 func TestStore_EmptyValuesAreValues(t *testing.T) {
 	s := mustOpen(t, pgtest.Start(t), postgres.Options{})
 	ctx := t.Context()
-	if err := s.PutSecret(ctx, "tenant", "k", neostore.SealedSecret{}); err != nil {
+	if err := s.PutSecret(ctx, "tenant", "k", neostore.SealedSecret{}, neostore.Change{}); err != nil {
 		t.Fatalf("PutSecret with a nil ciphertext: %v", err)
 	}
 	if got, err := s.GetSecret(ctx, "tenant", "k"); err != nil || len(got.Ciphertext) != 0 {
@@ -242,7 +242,7 @@ func TestStore_StatementTimeoutIsUnavailable(t *testing.T) {
 	url := pgtest.Start(t)
 	s := mustOpen(t, url, postgres.Options{StatementTimeout: 200 * time.Millisecond})
 	ctx := t.Context()
-	if err := s.PutSecret(ctx, "tenant", "k", neostore.SealedSecret{Ciphertext: []byte("v")}); err != nil {
+	if err := s.PutSecret(ctx, "tenant", "k", neostore.SealedSecret{Ciphertext: []byte("v")}, neostore.Change{}); err != nil {
 		t.Fatal(err)
 	}
 	// Another session holds the row lock, so the store's put waits.
@@ -256,7 +256,7 @@ func TestStore_StatementTimeoutIsUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	err = s.PutSecret(ctx, "tenant", "k", neostore.SealedSecret{Ciphertext: []byte("blocked")})
+	err = s.PutSecret(ctx, "tenant", "k", neostore.SealedSecret{Ciphertext: []byte("blocked")}, neostore.Change{})
 	elapsed := time.Since(start)
 	if got := neostore.ErrorCode(err); got != neostore.EUNAVAILABLE {
 		t.Errorf("PutSecret behind a lock: code %q (err %v), want %q", got, err, neostore.EUNAVAILABLE)
@@ -355,9 +355,13 @@ func operations(s *postgres.Store) map[string]func(ctx context.Context) error {
 	fresh := func(prefix string) string { return fmt.Sprintf("%s-%d-%d", prefix, time.Now().UnixNano(), n.Add(1)) }
 	sealed := neostore.SealedSecret{Ciphertext: []byte("during"), Validity: neostore.Validity{ExpiresOn: neostore.At(time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC))}}
 	return map[string]func(ctx context.Context) error{
-		"GetSecret":      func(ctx context.Context) error { _, err := s.GetSecret(ctx, "tenant", "k"); return err },
-		"PutSecret":      func(ctx context.Context) error { return s.PutSecret(ctx, "tenant", fresh("put"), sealed) },
-		"DeleteSecret":   func(ctx context.Context) error { return s.DeleteSecret(ctx, "tenant", fresh("absent")) },
+		"GetSecret": func(ctx context.Context) error { _, err := s.GetSecret(ctx, "tenant", "k"); return err },
+		"PutSecret": func(ctx context.Context) error {
+			return s.PutSecret(ctx, "tenant", fresh("put"), sealed, neostore.Change{})
+		},
+		"DeleteSecret": func(ctx context.Context) error {
+			return s.DeleteSecret(ctx, "tenant", fresh("absent"), neostore.Change{})
+		},
 		"ListSecretKeys": func(ctx context.Context) error { _, err := s.ListSecretKeys(ctx, "tenant"); return err },
 		"ListTenants":    func(ctx context.Context) error { _, err := s.ListTenants(ctx); return err },
 		"GetTenantKey":   func(ctx context.Context) error { _, err := s.GetTenantKey(ctx, "tenant"); return err },

@@ -12,17 +12,10 @@ import (
 // comparison and the write atomic against any concurrent writer on any
 // node, and no row (changed, deleted or never stored) means a conflict.
 
-var (
-	errTenantKeyConflict = neostore.Errorf(neostore.ECONFLICT, "The tenant key was changed or removed concurrently.")
-	errKeyCheckConflict  = neostore.Errorf(neostore.ECONFLICT, "The key-check record was changed or removed concurrently.")
-	errSecretConflict    = neostore.Errorf(neostore.ECONFLICT, "The secret was changed or deleted concurrently.")
-	errAuditKeyConflict  = neostore.Errorf(neostore.ECONFLICT, "The audit key was changed or removed concurrently.")
-)
-
 // ReplaceTenantKey stores wrapped as tenant's data key if the stored one is
 // still old, else returns ECONFLICT.
 func (s *Store) ReplaceTenantKey(ctx context.Context, tenant string, old, wrapped []byte) error {
-	return s.compareAndSwap(ctx, "replace tenant key", errTenantKeyConflict,
+	return s.compareAndSwap(ctx, "replace tenant key", neostore.ErrTenantKeyConflict,
 		"UPDATE tenant_keys SET wrapped = $3 WHERE tenant = $1 AND wrapped = $2",
 		tenant, nonNil(old), nonNil(wrapped))
 }
@@ -30,7 +23,7 @@ func (s *Store) ReplaceTenantKey(ctx context.Context, tenant string, old, wrappe
 // ReplaceKeyCheck stores record if the stored key-check record is still
 // old, else returns ECONFLICT.
 func (s *Store) ReplaceKeyCheck(ctx context.Context, old, record []byte) error {
-	return s.compareAndSwap(ctx, "replace key check", errKeyCheckConflict,
+	return s.compareAndSwap(ctx, "replace key check", neostore.ErrKeyCheckConflict,
 		"UPDATE key_check SET record = $2 WHERE id AND record = $1",
 		nonNil(old), nonNil(record))
 }
@@ -39,7 +32,7 @@ func (s *Store) ReplaceKeyCheck(ctx context.Context, old, record []byte) error {
 // is still old, else returns ECONFLICT. Rewrapping under a new master key
 // uses it.
 func (s *Store) ReplaceAuditKey(ctx context.Context, old, wrapped []byte) error {
-	return s.compareAndSwap(ctx, "replace audit key", errAuditKeyConflict,
+	return s.compareAndSwap(ctx, "replace audit key", neostore.ErrAuditKeyConflict,
 		"UPDATE audit_key SET wrapped = $2 WHERE id AND wrapped = $1",
 		nonNil(old), nonNil(wrapped))
 }
@@ -51,7 +44,7 @@ func (s *Store) ReplaceAuditKey(ctx context.Context, old, wrapped []byte) error 
 func (s *Store) ReplaceSecret(ctx context.Context, tenant, key string, old []byte, sec neostore.SealedSecret) error {
 	nb, eo := encodeBound(sec.Validity.NotBefore), encodeBound(sec.Validity.ExpiresOn)
 	co, uo := encodeBound(sec.Times.CreatedOn), encodeBound(sec.Times.UpdatedOn)
-	return s.compareAndSwap(ctx, "replace secret", errSecretConflict,
+	return s.compareAndSwap(ctx, "replace secret", neostore.ErrSecretConflict,
 		`UPDATE secrets SET ciphertext = $4,
 			not_before_s = $5, not_before_ns = $6, expires_on_s = $7, expires_on_ns = $8,
 			created_on_s = $9, created_on_ns = $10, updated_on_s = $11, updated_on_ns = $12

@@ -11,8 +11,6 @@ import (
 	"github.com/neostore/neostore-secrets"
 )
 
-var errSecretNotFound = neostore.Errorf(neostore.ENOTFOUND, "Secret not found.")
-
 // upsertSecret stores a secret, replacing value, window and updated time of
 // any previous one in the same statement. created_on is not in the SET
 // list: a put over a row keeps it. Its arguments are upsertArgs.
@@ -46,7 +44,7 @@ func (s *Store) GetSecret(ctx context.Context, tenant, key string) (neostore.Sea
 		FROM secrets WHERE tenant = $1 AND key = $2`, tenant, key).
 		Scan(append([]any{&ciphertext}, row.dest()...)...)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return neostore.SealedSecret{}, errSecretNotFound
+		return neostore.SealedSecret{}, neostore.ErrSecretNotFound
 	} else if err != nil {
 		return neostore.SealedSecret{}, s.fail(ctx, "get secret", err)
 	}
@@ -113,12 +111,20 @@ func (r *timesRow) decode() (neostore.SealedSecret, error) {
 	}, nil
 }
 
+// ChangeJournal returns nil: the PostgreSQL store does not journal audit
+// entries (with --audit-sink database the records commit in the database
+// anyway), so its write methods refuse a Change that carries records.
+func (s *Store) ChangeJournal() neostore.ChangeJournal { return nil }
+
 // PutSecret stores sec under tenant and key, replacing value and window of
 // any previous secret in one statement, so that no reader on any node sees
 // the value of one put with the window of another. A nil return means the
 // transaction committed (durable as far as the server's synchronous_commit
 // promises).
-func (s *Store) PutSecret(ctx context.Context, tenant, key string, sec neostore.SealedSecret) error {
+func (s *Store) PutSecret(ctx context.Context, tenant, key string, sec neostore.SealedSecret, c neostore.Change) error {
+	if c.Records() {
+		return neostore.ErrChangeRecords
+	}
 	ctx, cancel, err := s.call(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: put secret: %w", err)
@@ -169,8 +175,11 @@ func (s *Store) putWithinQuota(ctx context.Context, tenant, key string, sec neos
 }
 
 // DeleteSecret removes the secret under tenant and key; removing an absent
-// one succeeds. A nil return means the deletion committed.
-func (s *Store) DeleteSecret(ctx context.Context, tenant, key string) error {
+// one succeeds. Like PutSecret it refuses a Change with records. A nil return means the deletion committed.
+func (s *Store) DeleteSecret(ctx context.Context, tenant, key string, c neostore.Change) error {
+	if c.Records() {
+		return neostore.ErrChangeRecords
+	}
 	ctx, cancel, err := s.call(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: delete secret: %w", err)

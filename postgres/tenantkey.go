@@ -10,11 +10,6 @@ import (
 	"github.com/neostore/neostore-secrets"
 )
 
-var (
-	errTenantKeyNotFound = neostore.Errorf(neostore.ENOTFOUND, "Tenant key not found.")
-	errKeyCheckNotFound  = neostore.Errorf(neostore.ENOTFOUND, "Key-check record not found.")
-)
-
 // GetTenantKey returns the wrapped data key of tenant, or ENOTFOUND.
 func (s *Store) GetTenantKey(ctx context.Context, tenant string) ([]byte, error) {
 	ctx, cancel, err := s.call(ctx)
@@ -25,7 +20,7 @@ func (s *Store) GetTenantKey(ctx context.Context, tenant string) ([]byte, error)
 	var wrapped []byte
 	err = s.pool.QueryRow(ctx, "SELECT wrapped FROM tenant_keys WHERE tenant = $1", tenant).Scan(&wrapped)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, errTenantKeyNotFound
+		return nil, neostore.ErrTenantKeyNotFound
 	} else if err != nil {
 		return nil, s.fail(ctx, "get tenant key", err)
 	}
@@ -61,7 +56,7 @@ func (s *Store) GetKeyCheck(ctx context.Context) ([]byte, error) {
 	var record []byte
 	err = s.pool.QueryRow(ctx, "SELECT record FROM key_check WHERE id").Scan(&record)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, errKeyCheckNotFound
+		return nil, neostore.ErrKeyCheckNotFound
 	} else if err != nil {
 		return nil, s.fail(ctx, "get key check", err)
 	}

@@ -97,7 +97,7 @@ func copyTenant(ctx context.Context, src, dst neostore.Store, tenant string) (in
 		} else if err != nil {
 			return 0, fmt.Errorf("read secret: %w", err)
 		}
-		if err := dst.PutSecret(ctx, tenant, key, s); err != nil {
+		if err := dst.PutSecret(ctx, tenant, key, s, neostore.Change{}); err != nil {
 			return 0, fmt.Errorf("write secret: %w", err)
 		}
 	}

@@ -64,7 +64,7 @@ func populate(t *testing.T, s neostore.Store) {
 					UpdatedOn: neostore.At(time.Date(2026, 2, 3, 4, 5, 6, j, time.UTC)),
 				}
 			}
-			if err := s.PutSecret(ctx, tenant, fmt.Sprintf("Key-%02d", j), sec); err != nil {
+			if err := s.PutSecret(ctx, tenant, fmt.Sprintf("Key-%02d", j), sec, neostore.Change{}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -106,7 +106,7 @@ func TestCopy_BoltToPostgres(t *testing.T) {
 	}
 
 	t.Run("SafeToRerun", func(t *testing.T) {
-		if err := src.PutSecret(ctx, "tenant-0", "added-later", neostore.SealedSecret{Ciphertext: []byte("new")}); err != nil {
+		if err := src.PutSecret(ctx, "tenant-0", "added-later", neostore.SealedSecret{Ciphertext: []byte("new")}, neostore.Change{}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := storecopy.Copy(ctx, src, dst); err != nil {
@@ -118,13 +118,13 @@ func TestCopy_BoltToPostgres(t *testing.T) {
 	})
 
 	t.Run("VerifyCatchesADifference", func(t *testing.T) {
-		if err := dst.PutSecret(ctx, "tenant-2", "Key-05", neostore.SealedSecret{Ciphertext: []byte("tampered")}); err != nil {
+		if err := dst.PutSecret(ctx, "tenant-2", "Key-05", neostore.SealedSecret{Ciphertext: []byte("tampered")}, neostore.Change{}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := storecopy.Verify(ctx, src, dst); err == nil {
 			t.Fatal("Verify passed with a changed ciphertext in the target")
 		}
-		if err := dst.DeleteSecret(ctx, "tenant-2", "Key-05"); err != nil {
+		if err := dst.DeleteSecret(ctx, "tenant-2", "Key-05", neostore.Change{}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := storecopy.Verify(ctx, src, dst); err == nil {

@@ -26,7 +26,7 @@ func Benchmark(b *testing.B, open func(b *testing.B) neostore.Store) {
 	b.Run("Get", func(b *testing.B) {
 		s := open(b)
 		ctx := b.Context()
-		if err := s.PutSecret(ctx, "tenant", "key", sealed); err != nil {
+		if err := s.PutSecret(ctx, "tenant", "key", sealed, neostore.Change{}); err != nil {
 			b.Fatalf("PutSecret: %v", err)
 		}
 		b.ReportAllocs()
@@ -42,7 +42,7 @@ func Benchmark(b *testing.B, open func(b *testing.B) neostore.Store) {
 		ctx := b.Context()
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
-			if err := s.PutSecret(ctx, "tenant", "key-"+strconv.Itoa(i), sealed); err != nil {
+			if err := s.PutSecret(ctx, "tenant", "key-"+strconv.Itoa(i), sealed, neostore.Change{}); err != nil {
 				b.Fatalf("PutSecret: %v", err)
 			}
 		}
@@ -56,7 +56,7 @@ func Benchmark(b *testing.B, open func(b *testing.B) neostore.Store) {
 		b.SetParallelism(benchParallelism)
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				if err := s.PutSecret(ctx, "tenant", "key-"+strconv.FormatInt(n.Add(1), 10), sealed); err != nil {
+				if err := s.PutSecret(ctx, "tenant", "key-"+strconv.FormatInt(n.Add(1), 10), sealed, neostore.Change{}); err != nil {
 					b.Errorf("PutSecret: %v", err)
 					return
 				}
@@ -89,7 +89,7 @@ func putMany(b *testing.B, s neostore.Store, tenant string, n int, sealed neosto
 	for w := range writers {
 		wg.Go(func() {
 			for i := w; i < n; i += writers {
-				if err := s.PutSecret(b.Context(), tenant, "key-"+strconv.Itoa(i), sealed); err != nil {
+				if err := s.PutSecret(b.Context(), tenant, "key-"+strconv.Itoa(i), sealed, neostore.Change{}); err != nil {
 					b.Errorf("PutSecret: %v", err)
 					return
 				}

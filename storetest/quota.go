@@ -21,7 +21,7 @@ func RunQuota(t *testing.T, open func(t *testing.T, maxKeys int) neostore.Store)
 		for _, k := range []string{"a", "b", "c"} {
 			mustPut(t, s, "tenant", k, v)
 		}
-		err := s.PutSecret(t.Context(), "tenant", "d", v)
+		err := s.PutSecret(t.Context(), "tenant", "d", v, neostore.Change{})
 		if !errors.Is(err, neostore.ErrTenantFull) || neostore.ErrorCode(err) != neostore.ECONFLICT {
 			t.Fatalf("PutSecret of a fourth key = %v, want ErrTenantFull", err)
 		}
@@ -33,7 +33,7 @@ func RunQuota(t *testing.T, open func(t *testing.T, maxKeys int) neostore.Store)
 		checkSecret(t, mustGet(t, s, "tenant", "b"), neostore.SealedSecret{Ciphertext: []byte("v2")})
 		mustPut(t, s, "other", "d", v)
 		// A delete makes room again.
-		if err := s.DeleteSecret(t.Context(), "tenant", "a"); err != nil {
+		if err := s.DeleteSecret(t.Context(), "tenant", "a", neostore.Change{}); err != nil {
 			t.Fatal(err)
 		}
 		mustPut(t, s, "tenant", "d", v)
@@ -45,7 +45,7 @@ func RunQuota(t *testing.T, open func(t *testing.T, maxKeys int) neostore.Store)
 		var wg sync.WaitGroup
 		for i := range writers {
 			wg.Go(func() {
-				err := s.PutSecret(t.Context(), "tenant", fmt.Sprintf("k%02d", i), v)
+				err := s.PutSecret(t.Context(), "tenant", fmt.Sprintf("k%02d", i), v, neostore.Change{})
 				switch {
 				case err == nil:
 					ok.Add(1)

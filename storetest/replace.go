@@ -149,7 +149,7 @@ var replaceCases = []testCase{
 	{"SecretConflictAfterConcurrentDelete", func(t *testing.T, s neostore.Store) {
 		mustPut(t, s, "tenant", "k", neostore.SealedSecret{Ciphertext: []byte("old")})
 		mustPut(t, s, "tenant", "other", neostore.SealedSecret{Ciphertext: []byte("o")})
-		if err := s.DeleteSecret(t.Context(), "tenant", "k"); err != nil {
+		if err := s.DeleteSecret(t.Context(), "tenant", "k", neostore.Change{}); err != nil {
 			t.Fatal(err)
 		}
 		err := s.ReplaceSecret(t.Context(), "tenant", "k", []byte("old"), neostore.SealedSecret{Ciphertext: []byte("resealed")})
@@ -193,7 +193,7 @@ var replaceCases = []testCase{
 			key := fmt.Sprintf("k%02d", i)
 			wg.Go(func() {
 				if i%2 == 0 {
-					if err := s.PutSecret(t.Context(), "tenant", key, neostore.SealedSecret{Ciphertext: fmt.Appendf(nil, "put-%02d", i)}); err != nil {
+					if err := s.PutSecret(t.Context(), "tenant", key, neostore.SealedSecret{Ciphertext: fmt.Appendf(nil, "put-%02d", i)}, neostore.Change{}); err != nil {
 						t.Errorf("PutSecret(%s): %v", key, err)
 					}
 					return

@@ -39,7 +39,7 @@ var timesCases = []testCase{
 	}},
 	{"DeleteThenPutStartsAnew", func(t *testing.T, s neostore.Store) {
 		mustPut(t, s, "tenant", "k", timed("v1", neostore.Validity{}, created, created))
-		if err := s.DeleteSecret(t.Context(), "tenant", "k"); err != nil {
+		if err := s.DeleteSecret(t.Context(), "tenant", "k", neostore.Change{}); err != nil {
 			t.Fatalf("DeleteSecret: %v", err)
 		}
 		mustPut(t, s, "tenant", "k", timed("v2", neostore.Validity{}, later, later))

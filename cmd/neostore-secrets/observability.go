@@ -31,20 +31,26 @@ func (c *observabilityConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.MetricsListen, "metrics-listen", "127.0.0.1:9200", `address of the Prometheus /metrics listener, separate from the API ("off" disables it)`)
 	fs.BoolVar(&c.NoAccessLog, "no-access-log", false, "do not log one line per request")
 	fs.BoolVar(&c.Pprof, "pprof", false, "serve Go's /debug/pprof profiles on the metrics listener (keep that listener on loopback)")
-	fs.Float64Var(&c.CredentialRate, "rate-limit-credential", 10000, "requests per second one API key or token subject may make on this node (negative: unlimited)")
+	fs.Float64Var(&c.CredentialRate, "rate-limit-credential", defaultCredentialRate, "requests per second one API key or token subject may make on this node (negative: unlimited)")
 	fs.IntVar(&c.CredentialBurst, "rate-limit-credential-burst", 0, "burst of the per-credential bucket (default twice the rate)")
-	fs.Float64Var(&c.TenantRate, "rate-limit-tenant", 50000, "requests per second all credentials of one tenant may make on this node (negative: unlimited)")
+	fs.Float64Var(&c.TenantRate, "rate-limit-tenant", defaultTenantRate, "requests per second all credentials of one tenant may make on this node (negative: unlimited)")
 	fs.IntVar(&c.TenantBurst, "rate-limit-tenant-burst", 0, "burst of the per-tenant bucket (default twice the rate)")
 }
+
+// Default rate limits, in requests per second on one node.
+const (
+	defaultCredentialRate = 10000
+	defaultTenantRate     = 50000
+)
 
 // limiter returns the rate limiter, or nil when both limits are off.
 func (c *observabilityConfig) limiter() *ratelimit.Limiter {
 	cr, tr := c.CredentialRate, c.TenantRate
 	if cr == 0 {
-		cr = 10000
+		cr = defaultCredentialRate
 	}
 	if tr == 0 {
-		tr = 50000
+		tr = defaultTenantRate
 	}
 	cr, tr = max(cr, 0), max(tr, 0)
 	if cr == 0 && tr == 0 {

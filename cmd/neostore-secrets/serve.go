@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -20,9 +21,13 @@ import (
 	"github.com/neostore/neostore-secrets"
 	"github.com/neostore/neostore-secrets/admin"
 	"github.com/neostore/neostore-secrets/apikey"
+	"github.com/neostore/neostore-secrets/audit"
 	"github.com/neostore/neostore-secrets/envelope"
 	"github.com/neostore/neostore-secrets/httpapi"
 	"github.com/neostore/neostore-secrets/metrics"
+	"github.com/neostore/neostore-secrets/postgres"
+	"github.com/neostore/neostore-secrets/ratelimit"
+	"github.com/neostore/neostore-secrets/tlsconfig"
 )
 
 // serveConfig is the configuration of `serve`. The zero value of each field
@@ -134,8 +139,45 @@ type node struct {
 // serve opens the store and serves until ctx is done, then drains in-flight
 // requests and closes the store. ready, when not nil, is called once the
 // listeners are bound and before the first request is served; when it
-// fails, serve returns its error without serving.
+// fails, serve returns its error without serving. It runs in steps, each a
+// function below: check the configuration, open the dependencies, bind the
+// listeners, serve and start the background tasks, wait, shut down.
 func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger *slog.Logger, ready func(*node) error) error {
+	if err := cfg.check(logger); err != nil {
+		return err
+	}
+	d, err := openDeps(ctx, cfg, master, logger)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	l, err := bindListeners(cfg, d, logger)
+	if err != nil {
+		return err
+	}
+	// ready runs before the first request is accepted (connections wait in
+	// the listen backlog meanwhile), so whatever it prints, such as dev's
+	// banner, is out before anything answers: a client that sees the
+	// server answer may read it.
+	if ready != nil {
+		if err := ready(&node{keys: d.keys, addr: l.ln.Addr().String(), metricsAddr: l.metricsAddr}); err != nil {
+			l.close()
+			return err
+		}
+	}
+	l.serve(cfg, logger)
+	stopBackground := startBackground(cfg, d, logger)
+	serveErr := l.wait(ctx)
+	l.shutdown(cfg.ShutdownGrace, stopBackground, d.keys, logger)
+	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
+		return serveErr
+	}
+	logger.Info("stopped")
+	return nil
+}
+
+// check refuses a configuration serve cannot run, before anything opens.
+func (cfg *serveConfig) check(logger *slog.Logger) error {
 	if cfg.Store.Kind == "" {
 		cfg.Store.Kind = storeBolt
 	}
@@ -149,120 +191,177 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 	if cfg.MaxValueBytes <= 0 || cfg.MaxValueBytes > 512<<10 {
 		return usageError("serve: --max-value-bytes must be between 1 and 524288")
 	}
-	if err := checkTransport(cfg.Listen, cfg.InsecureHTTP, cfg.TLS, logger); err != nil {
-		return err
+	return checkTransport(cfg.Listen, cfg.InsecureHTTP, cfg.TLS, logger)
+}
+
+// deps is what serve opens before it listens. The store is opened once and
+// used through one value, the instrumented one; the features only one kind
+// of store has (backup, the database audit sink) are taken from it where it
+// is opened. close releases everything in the reverse order of opening.
+type deps struct {
+	master    *envelope.Master
+	tlsConfig *tls.Config // nil: plain HTTP
+	certs     *tlsconfig.Reloader
+	adminLn   net.Listener // nil without a data directory
+	metrics   *metrics.Metrics
+	store     neostore.Store
+	backup    admin.Backuper // nil unless the store is the embedded one
+	keys      *apikey.Verifier
+	tokens    neostore.CredentialVerifier
+	sealer    *envelope.Sealer
+	secrets   *neostore.SecretService
+	trail     *audit.Trail     // nil when auditing is off
+	auditor   neostore.Auditor // trail, or nil
+	keyMgr    neostore.KeyManager
+	limiter   *ratelimit.Limiter
+	now       func() time.Time
+
+	closers []func()
+}
+
+func (d *deps) onClose(f func()) { d.closers = append(d.closers, f) }
+
+func (d *deps) close() {
+	for i := len(d.closers) - 1; i >= 0; i-- {
+		d.closers[i]()
 	}
-	tlsConfig, certs, err := cfg.TLS.load(logger)
-	if err != nil {
-		return err
+}
+
+// openDeps opens the store and everything built on it. On error it closes
+// what it opened.
+func openDeps(ctx context.Context, cfg serveConfig, master *envelope.Master, logger *slog.Logger) (_ *deps, err error) {
+	d := &deps{master: master, now: time.Now, metrics: metrics.New()}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+	if d.tlsConfig, d.certs, err = cfg.TLS.load(logger); err != nil {
+		return nil, err
 	}
 	var auditFile string
 	if cfg.Audit.sinkKind(cfg.DataDir, cfg.Store) == auditSinkFile {
 		auditFile = cfg.Audit.filePath(cfg.DataDir)
 	}
 	if err := checkDataFiles(cfg.DataDir, auditFile); err != nil {
-		return err
+		return nil, err
 	}
-	var adminLn net.Listener
 	if cfg.DataDir != "" {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-			return fmt.Errorf("create data directory: %w", err)
+			return nil, fmt.Errorf("create data directory: %w", err)
 		}
-		ln, err := admin.Listen(cfg.DataDir, logger)
-		if err != nil {
-			return err
+		if d.adminLn, err = admin.Listen(cfg.DataDir, logger); err != nil {
+			return nil, err
 		}
-		defer ln.Close()
-		adminLn = ln
+		d.onClose(func() { d.adminLn.Close() })
 	}
-
-	rawStore, err := cfg.Store.open(ctx, cfg.DataDir)
+	raw, err := cfg.Store.open(ctx, cfg.DataDir)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer rawStore.Close()
-	m := metrics.New()
-	store := m.InstrumentStore(rawStore)
-	if err := master.CheckKey(ctx, store); err != nil {
+	d.onClose(func() { raw.Close() })
+	d.store, d.backup = d.metrics.InstrumentStore(raw), backupSource(raw)
+	pg, _ := raw.(*postgres.Store)
+	if err := master.CheckKey(ctx, d.store); err != nil {
 		if errors.Is(err, envelope.ErrWrongMasterKey) {
-			return configError(fmt.Errorf("the master key is not the one this data directory was written with; refusing to start"))
+			return nil, configError(fmt.Errorf("the master key is not the one this data directory was written with; refusing to start"))
 		}
-		return fmt.Errorf("check master key: %w", err)
+		return nil, fmt.Errorf("check master key: %w", err)
 	}
+	if d.keys, err = apikey.NewVerifier(ctx, d.store, d.now); err != nil {
+		return nil, err
+	}
+	if d.tokens, err = cfg.Tokens.verifier(ctx, logger); err != nil {
+		return nil, err
+	}
+	d.sealer = envelope.NewSealer(master, d.store)
+	d.secrets = neostore.NewSecretService(d.store, d.sealer, d.now)
+	if d.trail, d.auditor, err = openTrail(ctx, cfg.Audit, cfg.DataDir, cfg.Store, d.store, pg, master, logger); err != nil {
+		return nil, err
+	}
+	if d.trail != nil {
+		d.onClose(func() { d.trail.Close() }) // after the servers have drained
+	}
+	d.keyMgr = admin.AuditedKeys(envelope.NewRotator(d.sealer, d.store), d.auditor, d.now)
+	d.limiter = cfg.Observe.limiter()
+	return d, nil
+}
 
-	now := time.Now
-	keys, err := apikey.NewVerifier(ctx, store, now)
-	if err != nil {
-		return err
-	}
-	tokens, err := cfg.Tokens.verifier(ctx, logger)
-	if err != nil {
-		return err
-	}
-	sealer := envelope.NewSealer(master, store)
-	secrets := neostore.NewSecretService(store, sealer, now)
+// apiHandler builds the Secret API's handler over d.
+func apiHandler(cfg serveConfig, d *deps, logger *slog.Logger) (http.Handler, error) {
 	proxies, err := cfg.Audit.proxies()
 	if err != nil {
-		return err
-	}
-	trail, err := openTrail(ctx, cfg.Audit, cfg.DataDir, cfg.Store, rawStore, master, logger)
-	if err != nil {
-		return err
-	}
-	var auditor neostore.Auditor // a nil *audit.Trail must stay a nil interface
-	if trail != nil {
-		auditor = trail
-		defer trail.Close() // after the servers below have drained
+		return nil, err
 	}
 	var accessLog *httpapi.AccessLog
 	if !cfg.Observe.NoAccessLog && cfg.logOut != nil {
 		accessLog = httpapi.NewAccessLog(cfg.logOut, strings.EqualFold(cfg.LogFormat, "json"))
 	}
-	limiter := cfg.Observe.limiter()
-	var httpLimiter httpapi.Limiter // a nil *ratelimit.Limiter must stay a nil interface
-	if limiter != nil {
-		httpLimiter = limiter
-	}
 	consoleHandler, err := cfg.UI.handler(cfg.Tokens)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	handler := httpapi.NewServer(httpapi.Config{
+	hcfg := httpapi.Config{
 		MaxValueBytes: cfg.MaxValueBytes,
 		Logger:        logger,
-		Now:           now,
+		Now:           d.now,
 		Readiness: map[string]httpapi.ReadinessCheck{
-			"store": store.Ping,
+			"store": d.store.Ping,
 			// The master key is loaded and checked before the server
 			// starts; the check names it so probes show what was verified.
 			"masterKey":  func(context.Context) error { return nil },
-			"auditTrail": auditReady(trail),
+			"auditTrail": auditReady(d.trail),
 		},
-		Auditor:        auditor,
+		Auditor:        d.auditor,
 		TrustedProxies: proxies,
 		AccessLog:      accessLog,
-		Observer:       m,
-		Limiter:        httpLimiter,
+		Observer:       d.metrics,
 		Console:        consoleHandler,
-	}, secrets, keys, tokens)
+	}
+	if d.limiter != nil {
+		hcfg.Limiter = d.limiter
+	}
+	h := httpapi.NewServer(hcfg, d.secrets, d.keys, d.tokens)
+	if d.tlsConfig != nil {
+		h = withHSTS(h)
+	}
+	return h, nil
+}
 
+// listeners are the servers serve runs and the listeners they serve.
+type listeners struct {
+	srv, adminSrv *http.Server
+	ln, adminLn   net.Listener // bounded by connlimit; adminLn is nil without a data directory
+	metricsAddr   string
+	stopMetrics   func(context.Context)
+	errc          chan error
+}
+
+// bindListeners binds the API and metrics listeners and builds the API and
+// admin servers, bounding the connections of each; nothing is served yet.
+func bindListeners(cfg serveConfig, d *deps, logger *slog.Logger) (*listeners, error) {
+	handler, err := apiHandler(cfg, d, logger)
+	if err != nil {
+		return nil, err
+	}
 	nofile, nofileHard, nofileKnown := openFileLimit()
 	maxConn, perClient := cfg.Limits.maxConnections(nofile, nofileKnown), cfg.Limits.maxPerClient()
 	logLimits(logger, nofile, nofileHard, nofileKnown, maxConn, perClient)
 
-	stopMetrics, metricsAddr, err := serveMetrics(cfg.Observe, m, trail, logger)
-	if err != nil {
-		return err
+	l := &listeners{errc: make(chan error, 2)}
+	if l.stopMetrics, l.metricsAddr, err = serveMetrics(cfg.Observe, d.metrics, d.trail, logger); err != nil {
+		return nil, err
 	}
-	defer stopMetrics(context.Background())
-
 	rawLn, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("listen: %w", err)
+		l.stopMetrics(context.Background())
+		return nil, fmt.Errorf("listen: %w", err)
 	}
-	ln := limitListener(rawLn, "api", maxConn, perClient, m)
-	srv := &http.Server{
+	ln := limitListener(rawLn, "api", maxConn, perClient, d.metrics)
+	l.ln = ln
+	l.srv = &http.Server{
 		Handler:           handler,
+		TLSConfig:         d.tlsConfig,
 		ConnState:         ln.ConnState,     // idle connections make room at the limit
 		ReadHeaderTimeout: 5 * time.Second,  // slowloris: headers must arrive promptly
 		ReadTimeout:       30 * time.Second, // whole request, body included (at most 1 MiB)
@@ -271,88 +370,91 @@ func serve(ctx context.Context, cfg serveConfig, master *envelope.Master, logger
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	if tlsConfig != nil {
-		srv.TLSConfig = tlsConfig
-		srv.Handler = withHSTS(srv.Handler)
-	}
-	keyManager := admin.AuditedKeys(envelope.NewRotator(sealer, store), auditor, now)
 	// No WriteTimeout: a backup or a rewrap may take longer than any bound.
-	adminSrv := &http.Server{
-		Handler:           admin.NewHandler(admin.Audited(keys, auditor, now), backupSource(rawStore), keyManager, logger),
+	l.adminSrv = &http.Server{
+		Handler:           admin.NewHandler(admin.Audited(d.keys, d.auditor, d.now), d.backup, d.keyMgr, logger),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       60 * time.Second,
 	}
-	if adminLn != nil {
-		limited := limitListener(adminLn, "admin", maxAdminConnections, 0, m)
-		adminSrv.ConnState = limited.ConnState
-		adminLn = limited
+	if d.adminLn != nil {
+		limited := limitListener(d.adminLn, "admin", maxAdminConnections, 0, d.metrics)
+		l.adminSrv.ConnState = limited.ConnState
+		l.adminLn = limited
 	}
+	return l, nil
+}
 
-	// ready runs before the first request is accepted (connections wait in
-	// the listen backlog meanwhile), so whatever it prints, such as dev's
-	// banner, is out before anything answers: a client that sees the
-	// server answer may read it.
-	var serveErr error
-	if ready != nil {
-		serveErr = ready(&node{keys: keys, addr: ln.Addr().String(), metricsAddr: metricsAddr})
+// serve starts serving the API and the admin socket.
+func (l *listeners) serve(cfg serveConfig, logger *slog.Logger) {
+	logger.Info("serving", "addr", l.ln.Addr().String(), "store", cfg.Store.Kind, "data", cfg.DataDir)
+	go func() { l.errc <- serveHTTP(l.srv, l.ln) }()
+	if l.adminLn != nil {
+		go func() { l.errc <- l.adminSrv.Serve(l.adminLn) }()
 	}
-	if serveErr != nil {
-		ln.Close() // never handed to srv, whose Shutdown closes only what it serves
-		return serveErr
-	}
-	logger.Info("serving", "addr", ln.Addr().String(), "store", cfg.Store.Kind, "data", cfg.DataDir)
-	errc := make(chan error, 2)
-	go func() { errc <- serveHTTP(srv, ln) }()
-	if adminLn != nil {
-		go func() { errc <- adminSrv.Serve(adminLn) }()
-	}
+}
 
+// close releases listeners that were never served. The admin listener is
+// closed with the dependencies.
+func (l *listeners) close() {
+	l.ln.Close() // never handed to srv, whose Shutdown closes only what it serves
+	l.stopMetrics(context.Background())
+}
+
+// startBackground starts the periodic tasks of a serving node and returns
+// the function that stops them and waits until they ended.
+func startBackground(cfg serveConfig, d *deps, logger *slog.Logger) (stop func()) {
 	var background sync.WaitGroup
-	bgCtx, stopBackground := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(context.Background())
 	// Last-use times are written once a minute, so that a request never
 	// waits on a disk write for bookkeeping.
-	every(bgCtx, &background, time.Minute, func(ctx context.Context) {
-		if err := keys.FlushLastUsed(ctx); err != nil {
+	every(ctx, &background, time.Minute, func(ctx context.Context) {
+		if err := d.keys.FlushLastUsed(ctx); err != nil {
 			logger.Warn("could not record API key use", "err", err)
 		}
 	})
-	watchCertificates(bgCtx, &background, certs, cfg.TLS.ReloadInterval)
-	onSIGHUP(bgCtx, &background, reloadCertificates(certs, logger), reloadMaster(master, keyManager, logger))
-	if limiter != nil {
-		every(bgCtx, &background, time.Minute, func(context.Context) { limiter.Sweep() })
+	watchCertificates(ctx, &background, d.certs, cfg.TLS.ReloadInterval)
+	onSIGHUP(ctx, &background, reloadCertificates(d.certs, logger), reloadMaster(d.master, d.keyMgr, logger))
+	if d.limiter != nil {
+		every(ctx, &background, time.Minute, func(context.Context) { d.limiter.Sweep() })
 	}
 	if cfg.Store.shared() {
 		// A key created or revoked on another node takes effect here within
 		// the interval plus one query; on failure the previous keys stay.
-		every(bgCtx, &background, cfg.Store.reloadInterval(), func(ctx context.Context) {
-			if err := keys.Reload(ctx); err != nil && ctx.Err() == nil {
+		every(ctx, &background, cfg.Store.reloadInterval(), func(ctx context.Context) {
+			if err := d.keys.Reload(ctx); err != nil && ctx.Err() == nil {
 				logger.Warn("could not reload API keys; keeping the previous ones", "err", err)
 			}
 		})
 	}
+	return func() { cancel(); background.Wait() }
+}
 
+// wait waits until ctx is done or a server fails, and returns that failure.
+func (l *listeners) wait(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
-	case serveErr = <-errc:
+		return nil
+	case err := <-l.errc:
+		return err
 	}
-	logger.Info("shutting down", "grace", cfg.ShutdownGrace.String())
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+}
+
+// shutdown drains in-flight requests within grace, stops the background
+// tasks and records the last API-key use.
+func (l *listeners) shutdown(grace time.Duration, stopBackground func(), keys *apikey.Verifier, logger *slog.Logger) {
+	logger.Info("shutting down", "grace", grace.String())
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
+	if err := l.srv.Shutdown(ctx); err != nil {
 		logger.Warn("in-flight requests did not finish in time", "err", err)
 	}
-	adminSrv.Shutdown(shutdownCtx)
+	l.adminSrv.Shutdown(ctx)
 	stopBackground()
-	background.Wait()
-	if err := keys.FlushLastUsed(shutdownCtx); err != nil {
+	if err := keys.FlushLastUsed(ctx); err != nil {
 		logger.Warn("could not record API key use", "err", err)
 	}
-	if serveErr != nil && !errors.Is(serveErr, http.ErrServerClosed) {
-		return serveErr
-	}
-	logger.Info("stopped")
-	return nil
+	l.stopMetrics(context.Background())
 }
 
 // databaseFile is the name of the embedded database inside the data directory.

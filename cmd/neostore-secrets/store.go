@@ -36,10 +36,10 @@ type storeConfig struct {
 func (c *storeConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Kind, "store", storeBolt, "bolt (embedded, one node) or postgres (many nodes on one database)")
 	fs.StringVar(&c.PostgresURL, "postgres-url", "", "PostgreSQL connection URL, e.g. postgres://neostore@db:5432/neostore?sslmode=verify-full")
-	fs.IntVar(&c.MaxConns, "postgres-max-conns", 16, "PostgreSQL connections per node (nodes x this must stay below max_connections)")
-	fs.DurationVar(&c.ConnectTimeout, "postgres-connect-timeout", 5*time.Second, "bound on opening one PostgreSQL connection")
-	fs.DurationVar(&c.StatementTimeout, "postgres-statement-timeout", 5*time.Second, "bound on each PostgreSQL statement; a request fails with 503 after connect+statement timeout")
-	fs.DurationVar(&c.APIKeyReload, "apikey-reload-interval", 2*time.Second, "with --store postgres: how often API keys changed on other nodes are picked up (revocation bound)")
+	fs.IntVar(&c.MaxConns, "postgres-max-conns", postgres.DefaultMaxConns, "PostgreSQL connections per node (nodes x this must stay below max_connections)")
+	fs.DurationVar(&c.ConnectTimeout, "postgres-connect-timeout", postgres.DefaultConnectTimeout, "bound on opening one PostgreSQL connection")
+	fs.DurationVar(&c.StatementTimeout, "postgres-statement-timeout", postgres.DefaultStatementTimeout, "bound on each PostgreSQL statement; a request fails with 503 after connect+statement timeout")
+	fs.DurationVar(&c.APIKeyReload, "apikey-reload-interval", defaultAPIKeyReload, "with --store postgres: how often API keys changed on other nodes are picked up (revocation bound)")
 }
 
 func (c *storeConfig) validate(dataDir string) error {
@@ -58,10 +58,13 @@ func (c *storeConfig) validate(dataDir string) error {
 	return nil
 }
 
+// defaultAPIKeyReload is how often API keys are re-read from a shared store.
+const defaultAPIKeyReload = 2 * time.Second
+
 // reloadInterval is APIKeyReload, or its default.
 func (c *storeConfig) reloadInterval() time.Duration {
 	if c.APIKeyReload <= 0 {
-		return 2 * time.Second
+		return defaultAPIKeyReload
 	}
 	return c.APIKeyReload
 }
