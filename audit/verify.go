@@ -222,6 +222,18 @@ func readLine(br *bufio.Reader, buf []byte) (line []byte, terminated, tooLong bo
 }
 
 // check verifies one line.
+// recordStart is how every line a Trail writes begins. A write cut short by
+// a crash leaves a prefix of such a line; a last fragment that does not
+// begin so was not torn from a record, and is checked as a line.
+const recordStart = `{"time":"`
+
+// tornRecord reports whether a partial last line can be what is left of a
+// record the Trail was writing.
+func tornRecord(line []byte) bool {
+	n := min(len(line), len(recordStart))
+	return n > 0 && string(line[:n]) == recordStart[:n]
+}
+
 func (v *verifier) check(line []byte, file string, n int, torn bool) {
 	at := Problem{File: file, Line: n}
 	l, perr := ParseLine(line)
@@ -235,7 +247,7 @@ func (v *verifier) check(line []byte, file string, n int, torn bool) {
 		return
 	}
 	if !macOK {
-		if torn {
+		if torn && tornRecord(line) {
 			v.torn, v.stop = &TornTail{File: file, Line: n, Bytes: v.lastLen}, true
 			return
 		}
