@@ -3,17 +3,23 @@ package neostore
 import "context"
 
 // Change is what must commit with a change to the store, in the change's
-// own transaction, passed to the store's write methods as an argument. It
-// carries the change's audit entry now; the events of a notification outbox
-// are meant to ride along next. The zero Change carries nothing.
+// own transaction, passed to the store's write methods as an argument: the
+// change's audit entry and its notification event. The zero Change carries
+// nothing.
 type Change struct {
 	// Audit, when set, is the sealed line of the change's audit record
 	// (ChangeAuditor.AuditChange). A store commits it with the change and
 	// calls its Committed, or refuses the change.
 	Audit *AuditEntry
+
+	// Notice, when set, asks the store to record the change's event in its
+	// notification outbox in the change's transaction (see ChangeNotice).
+	// Every store can: unlike Audit, it needs no ChangeJournal.
+	Notice *ChangeNotice
 }
 
-// Records reports whether c carries anything the store must commit.
+// Records reports whether c carries an audit entry the store must commit
+// through its ChangeJournal.
 func (c Change) Records() bool { return c.Audit != nil && c.Audit.Line != nil }
 
 // ChangeJournal reads back the audit entries a store committed with its
