@@ -85,6 +85,8 @@ type rig struct {
 	d      *webhook.Dispatcher
 	sub    neostore.WebhookSubscription
 	secret string
+	opts   webhook.Options
+	wake   chan struct{} // a message arrived
 
 	mu       sync.Mutex
 	now      time.Time
@@ -102,7 +104,7 @@ var t0 = time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func newRig(t *testing.T, st store, tweak func(*webhook.Options), leads ...time.Duration) *rig {
 	t.Helper()
-	r := &rig{t: t, store: st, now: t0, seen: map[string]int{}}
+	r := &rig{t: t, store: st, now: t0, seen: map[string]int{}, wake: make(chan struct{}, 1)}
 	srv := httptest.NewServer(http.HandlerFunc(r.receive))
 	t.Cleanup(srv.Close)
 	secret, err := webhook.NewSigningSecret()
@@ -126,6 +128,7 @@ func newRig(t *testing.T, st store, tweak func(*webhook.Options), leads ...time.
 	if tweak != nil {
 		tweak(&opts)
 	}
+	r.opts = opts
 	r.d = webhook.New(opts)
 	r.step() // the first scan starts the due cursor at t0
 	return r
@@ -155,6 +158,10 @@ func (r *rig) receive(w http.ResponseWriter, req *http.Request) {
 	r.requests++
 	n, answer := r.requests, r.status
 	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
 	status := http.StatusNoContent
 	if answer != nil {
 		var h http.Header
