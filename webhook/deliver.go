@@ -119,7 +119,7 @@ func (d *Dispatcher) record(ctx context.Context, dl neostore.Delivery, sub neost
 		return
 	}
 	d.observer.Attempt(result)
-	level := d.log.Info
+	level := d.log.Debug // a delivered message is the normal case
 	if result != Delivered {
 		level = d.log.Warn
 	}
