@@ -309,6 +309,11 @@ func TestWebhook_Commands(t *testing.T) {
 			t.Errorf("redeliver of an unknown delivery = %v, want a not-found error", err)
 		}
 		waitAudit(t, filepath.Join(dataDir, "audit.log"), `"op":"webhook.disable"`)
+		// Receivers that fail, refuse or are gone are no reason to take
+		// this node out of a load balancer.
+		if status, _, body := do(t, "GET", srv.base+"/readyz", "", ""); status != 200 {
+			t.Errorf("/readyz after failing receivers = %d %s, want 200", status, body)
+		}
 	})
 
 	t.Run("Metrics", func(t *testing.T) {
@@ -509,5 +514,60 @@ func TestWebhook_WithoutServer(t *testing.T) {
 	}
 	if m := rc.next(t, "webhook.test"); !m.signedBy(t, secret) {
 		t.Errorf("the server does not sign with the secret the command sealed")
+	}
+}
+
+// TestWebhook_ShutdownWithinTheDrain stops a server while its dispatcher
+// waits on a receiver that never answers: the server stops within its
+// shutdown grace, not the attempt's timeout, and the delivery stays
+// pending for the next start.
+func TestWebhook_ShutdownWithinTheDrain(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "data")
+	masterKey := newMasterKey(t)
+	srv := startServer(t, dataDir, masterKey, "--webhook-allow-insecure", "--webhook-allow-private", "--shutdown-grace", "1s")
+	key := createKey(t, dataDir, "demo", "Secret.Write")
+	arrived, release := make(chan struct{}, 8), make(chan struct{})
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hang.Close()
+	defer close(release)
+	_, id := addWebhook(t, "--data", dataDir, "--tenant", "demo", "--url", hang.URL)
+	do(t, "PUT", srv.base+"/api/demo/secrets/db", key, `{"value":"v"}`)
+	select {
+	case <-arrived:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the receiver got nothing within 15s")
+	}
+	start := time.Now()
+	if err := srv.stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("the server took %v to stop with an attempt in flight, want about its 1s grace", d)
+	}
+	out := mustCLI(t, "webhook", "deliveries", "--data", dataDir, "--master-key-file", masterKey, id)
+	if !strings.Contains(out, "pending") {
+		t.Errorf("deliveries after the stop = %q, want the cut attempt still pending", out)
+	}
+}
+
+// TestWebhook_Off checks that a node with --webhooks off keeps managing
+// subscriptions but sends nothing, and says so when asked to test one.
+func TestWebhook_Off(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "data")
+	masterKey := newMasterKey(t)
+	startServer(t, dataDir, masterKey, "--webhooks", "off")
+	_, id := addWebhook(t, "--data", dataDir, "--tenant", "demo", "--url", "https://example.com/hook")
+	_, _, err := cli(t, "webhook", "test", "--data", dataDir, id)
+	if err == nil || !strings.Contains(err.Error(), "--webhooks off") {
+		t.Errorf("webhook test on a node with --webhooks off = %v, want it to say so", err)
+	}
+	if _, _, err := cli(t, "serve", "--data", filepath.Join(t.TempDir(), "d"), "--master-key-file", masterKey, "--metrics-listen", "off", "--webhooks", "maybe"); err == nil || !strings.Contains(err.Error(), "want on or off") {
+		t.Errorf("serve --webhooks maybe = %v, want a usage error", err)
 	}
 }
