@@ -508,12 +508,20 @@ func TestWebhook_WithoutServer(t *testing.T) {
 	}
 	waitAudit(t, filepath.Join(dataDir, "audit.log"), `"op":"webhook.add","tenant":"demo","key":"`+id+`"`)
 
-	startServer(t, dataDir, masterKey, "--webhook-allow-insecure", "--webhook-allow-private")
+	srv = startServer(t, dataDir, masterKey, "--webhook-allow-insecure", "--webhook-allow-private")
 	if out := mustCLI(t, "webhook", "test", "--data", dataDir, id); !strings.HasPrefix(out, "delivered") {
 		t.Errorf("webhook test = %q, want delivered", out)
 	}
 	if m := rc.next(t, "webhook.test"); !m.signedBy(t, secret) {
 		t.Errorf("the server does not sign with the secret the command sealed")
+	}
+	// The command's records continue the chain the server left, and the
+	// server's continue the command's.
+	if err := srv.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if out, _, err := cli(t, "audit", "verify", "--file", filepath.Join(dataDir, "audit.log"), "--data", dataDir, "--master-key-file", masterKey); err != nil {
+		t.Errorf("audit verify = %v\n%s", err, out)
 	}
 }
 
