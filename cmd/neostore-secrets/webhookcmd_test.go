@@ -579,3 +579,32 @@ func TestWebhook_Off(t *testing.T) {
 		t.Errorf("serve --webhooks maybe = %v, want a usage error", err)
 	}
 }
+
+// TestWebhook_KeysRewrap rotates the master key of a server with a
+// subscription: keys list counts its signing secret under the old key,
+// keys remove refuses until keys rewrap has sealed it anew, and the
+// server still signs with the same secret afterwards.
+func TestWebhook_KeysRewrap(t *testing.T) {
+	dataDir := filepath.Join(t.TempDir(), "data")
+	masterKey := newMasterKey(t)
+	startServer(t, dataDir, masterKey, "--webhook-allow-insecure", "--webhook-allow-private")
+	rc := newHookReceiver(t)
+	secret, id := addWebhook(t, "--data", dataDir, "--tenant", "demo", "--url", rc.url)
+	oldID := listKeys(t, "--data", dataDir).primary()
+	if table := mustCLI(t, "keys", "list", "--data", dataDir); !strings.Contains(table, "WEBHOOK SECRETS") {
+		t.Errorf("keys list = %q, want a WEBHOOK SECRETS column", table)
+	}
+	mustCLI(t, "keys", "rotate", "--master-key-file", masterKey, "--data", dataDir)
+	_, _, err := cli(t, "keys", "remove", "--master-key-file", masterKey, "--key-id", strconv.FormatUint(uint64(oldID), 10), "--data", dataDir)
+	if err == nil || !strings.Contains(err.Error(), "1 webhook signing secrets") {
+		t.Errorf("keys remove before rewrap = %v, want a refusal counting the webhook signing secret", err)
+	}
+	if out := mustCLI(t, "keys", "rewrap", "--data", dataDir); !strings.Contains(out, "1 webhook signing secrets sealed anew") {
+		t.Errorf("keys rewrap printed %q, want the webhook signing secret sealed anew", out)
+	}
+	mustCLI(t, "keys", "remove", "--master-key-file", masterKey, "--key-id", strconv.FormatUint(uint64(oldID), 10), "--data", dataDir)
+	mustCLI(t, "webhook", "test", "--data", dataDir, id)
+	if m := rc.next(t, "webhook.test"); !m.signedBy(t, secret) {
+		t.Errorf("after the master key rotation the server no longer signs with the subscription's secret")
+	}
+}
