@@ -14,7 +14,7 @@ import (
 
 // defaultWebhookRetryFor is how long a delivery is retried after it was
 // made, before it is kept as failed.
-const defaultWebhookRetryFor = 24 * time.Hour
+const defaultWebhookRetryFor = webhook.DefaultRetryFor
 
 // webhookConfig configures webhook notifications. The zero value of each
 // field means its documented default.
