@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -71,6 +72,9 @@ type Store struct {
 	once     sync.Once
 
 	maxKeys int // Options.MaxKeysPerTenant
+
+	released     atomic.Int64 // page writes counted at the last releaseMapped
+	releaseAfter int64        // releaseAfterWrites; smaller in tests
 }
 
 var _ neostore.Store = (*Store)(nil)
@@ -92,7 +96,7 @@ func Open(path string, opts Options) (*Store, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, maxKeys: max(opts.MaxKeysPerTenant, 0)}
+	s := &Store{db: db, path: path, maxKeys: max(opts.MaxKeysPerTenant, 0), releaseAfter: releaseAfterWrites}
 	s.commit.idle.L = &s.commit.mu
 	if err := s.init(); err != nil {
 		_ = db.Close()

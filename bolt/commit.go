@@ -151,6 +151,7 @@ func (s *Store) lead(batch []*write, self *write) {
 			w.wake <- false
 		}
 	}
+	s.releaseMapped() // on the leader's time, after its batch is answered
 }
 
 // apply commits batch in one transaction and sets each write's err. A write
