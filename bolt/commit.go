@@ -161,18 +161,18 @@ func (s *Store) lead(batch []*write, self *write) {
 // others and its error is its own (bbolt's Batch does the same). A failed
 // commit fails every write of the transaction.
 func (s *Store) apply(batch []*write) {
-	live := batch[:0:0]
-	for _, w := range batch {
-		if err := w.ctx.Err(); err != nil {
-			w.err = err
-		} else {
-			live = append(live, w)
+	if len(batch) > 1 || batch[0].ctx.Err() != nil {
+		// A copy without the ended writes: the loop below removes writes,
+		// and lead still answers every write of batch.
+		live := make([]*write, 0, len(batch))
+		for _, w := range batch {
+			if err := w.ctx.Err(); err != nil {
+				w.err = err
+			} else {
+				live = append(live, w)
+			}
 		}
-	}
-	if len(live) < len(batch) {
 		batch = live
-	} else if len(batch) > 1 {
-		batch = append(batch[:0:0], batch...) // the loop below removes writes
 	}
 	var alone []*write
 	for len(batch) > 0 {
