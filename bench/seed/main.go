@@ -223,8 +223,18 @@ func put(ctx context.Context, client *http.Client, u, apiKey, body string) error
 	return nil
 }
 
+// adminConcurrency bounds the API-key requests in flight on the admin socket.
+const adminConcurrency = 16
+
 // issueKeys issues one read-write API key per tenant over the admin socket.
 func issueKeys(ctx context.Context, dataDir string, tenants []string, concurrency int) ([]string, error) {
+	// The admin socket serves 64 connections at most (serve's
+	// maxAdminConnections) and the client keeps 2 idle ones (net/http's
+	// default), so 64 workers close and reopen connections, a new one can
+	// arrive before the server has counted an old one's close, and the
+	// server refuses it: SECRETS_FOR_RSS=1000000 (1,000 tenants) failed so
+	// at the default concurrency of 64 ("connection reset by peer").
+	concurrency = min(concurrency, adminConcurrency)
 	client, err := admin.Dial(dataDir)
 	if err != nil {
 		return nil, fmt.Errorf("admin socket: %w", err)
