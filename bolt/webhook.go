@@ -594,27 +594,27 @@ func insertDeliveries(tx *bbolt.Tx, ds []neostore.Delivery) error {
 // LeaseDeliveries takes at most limit pending deliveries due at now that
 // no live lease holds, for owner until now+lease, oldest due first.
 func (s *Store) LeaseDeliveries(ctx context.Context, owner string, now time.Time, lease time.Duration, limit int) ([]neostore.Delivery, error) {
+	// A read first: the dispatcher asks several times a second while a
+	// delivery waits for a later retry, and a write transaction that finds
+	// nothing would still cost a commit and its fsync.
+	tx, err := s.begin(ctx, false)
+	if err != nil {
+		return nil, err
+	}
+	rs, err := leasable(tx, now, limit)
+	_ = tx.Rollback()
+	if err != nil {
+		return nil, fmt.Errorf("bolt: lease deliveries: %w", err)
+	}
+	if len(rs) == 0 {
+		return []neostore.Delivery{}, nil
+	}
 	var taken []neostore.Delivery
-	err := s.update(ctx, "lease deliveries", func(tx *bbolt.Tx) error {
+	err = s.update(ctx, "lease deliveries", func(tx *bbolt.Tx) error {
 		taken = taken[:0]
-		var rs []deliveryRecord
-		c := tx.Bucket(bucketDlvDue).Cursor()
-		for k, _ := c.First(); k != nil && len(rs) < limit; k, _ = c.Next() {
-			next, err := decodeSortable(k)
-			if err != nil {
-				return fmt.Errorf("delivery index %x: %w", k, err)
-			}
-			if next.After(now) {
-				break
-			}
-			r, err := getDelivery(tx, string(k[boundSize:]))
-			if err != nil {
-				return err
-			}
-			if r.LeaseOwner != "" && r.LeaseUntil != nil && r.LeaseUntil.After(now) {
-				continue
-			}
-			rs = append(rs, r)
+		rs, err := leasable(tx, now, limit)
+		if err != nil {
+			return err
 		}
 		until := now.Add(lease).UTC()
 		for _, r := range rs {
@@ -637,6 +637,31 @@ func (s *Store) LeaseDeliveries(ctx context.Context, owner string, now time.Time
 		taken = []neostore.Delivery{}
 	}
 	return taken, nil
+}
+
+// leasable returns at most limit deliveries due at now that no live lease
+// holds, oldest due first.
+func leasable(tx *bbolt.Tx, now time.Time, limit int) ([]deliveryRecord, error) {
+	var rs []deliveryRecord
+	c := tx.Bucket(bucketDlvDue).Cursor()
+	for k, _ := c.First(); k != nil && len(rs) < limit; k, _ = c.Next() {
+		next, err := decodeSortable(k)
+		if err != nil {
+			return nil, fmt.Errorf("delivery index %x: %w", k, err)
+		}
+		if next.After(now) {
+			break
+		}
+		r, err := getDelivery(tx, string(k[boundSize:]))
+		if err != nil {
+			return nil, err
+		}
+		if r.LeaseOwner != "" && r.LeaseUntil != nil && r.LeaseUntil.After(now) {
+			continue
+		}
+		rs = append(rs, r)
+	}
+	return rs, nil
 }
 
 // CompleteAttempt stores the outcome d of an attempt on a delivery owner
