@@ -730,7 +730,8 @@ func (s *Store) ListDeliveries(ctx context.Context, subscriptionID string, faile
 }
 
 // Redeliver makes a delivery pending again, next attempt at at, attempts
-// reset and lease released; ENOTFOUND for an unknown id.
+// reset, its retry window restarted at at, and lease released; ENOTFOUND
+// for an unknown id.
 func (s *Store) Redeliver(ctx context.Context, id string, at time.Time) error {
 	return s.update(ctx, "redeliver", func(tx *bbolt.Tx) error {
 		old, err := getDelivery(tx, id)
@@ -739,6 +740,7 @@ func (s *Store) Redeliver(ctx context.Context, id string, at time.Time) error {
 		}
 		r := old
 		r.State, r.Attempts, r.NextAttemptAt, r.FinishedAt = string(neostore.DeliveryPending), 0, at.UTC(), nil
+		r.CreatedAt = at.UTC()
 		r.LeaseOwner, r.LeaseUntil = "", nil
 		return putDelivery(tx, &old, r)
 	})

@@ -576,7 +576,8 @@ func (s *Store) ListDeliveries(ctx context.Context, subscriptionID string, faile
 }
 
 // Redeliver makes a delivery pending again, next attempt at at, attempts
-// reset and lease released, or returns ENOTFOUND.
+// reset, its retry window restarted at at, and lease released, or returns
+// ENOTFOUND.
 func (s *Store) Redeliver(ctx context.Context, id string, at time.Time) error {
 	ctx, cancel, err := s.call(ctx)
 	if err != nil {
@@ -584,7 +585,7 @@ func (s *Store) Redeliver(ctx context.Context, id string, at time.Time) error {
 	}
 	defer cancel()
 	tag, err := s.pool.Exec(ctx, `UPDATE webhook_deliveries SET state = 'pending', attempts = 0, next_attempt_at_ns = $2,
-		finished_at_ns = NULL, lease_owner = NULL, lease_until_ns = NULL WHERE id = $1`, id, nanos(at))
+		created_at_ns = $2, finished_at_ns = NULL, lease_owner = NULL, lease_until_ns = NULL WHERE id = $1`, id, nanos(at))
 	if err != nil {
 		return s.fail(ctx, "redeliver", err)
 	}

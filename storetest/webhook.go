@@ -397,14 +397,15 @@ var webhookCases = []testCase{
 			t.Fatalf("Redeliver: %v", err)
 		}
 		got := mustGetDelivery(t, ws, "dlv_1")
-		if got.State != neostore.DeliveryPending || got.Attempts != 0 || !got.NextAttemptAt.Equal(now.Add(5*time.Minute)) || got.FinishedAt.Set {
+		if got.State != neostore.DeliveryPending || got.Attempts != 0 || !got.NextAttemptAt.Equal(now.Add(5*time.Minute)) ||
+			!got.CreatedAt.Equal(now.Add(5*time.Minute)) || got.FinishedAt.Set {
 			t.Errorf("after Redeliver = %+v", got)
 		}
 		wantCode(t, "Redeliver of an unknown id", ws.Redeliver(t.Context(), "dlv_x", now), neostore.ENOTFOUND)
 		if got := lease(t, ws, "B", now.Add(5*time.Minute), time.Minute, 10); !slices.Contains(got, "dlv_1") {
 			t.Errorf("lease after Redeliver = %q, want dlv_1 among them", got)
 		}
-		wantPending(t, ws, 2, neostore.At(w0))
+		wantPending(t, ws, 2, neostore.At(w0.Add(2*time.Second))) // dlv_3; dlv_1 was queued anew
 
 		// Purge: only finished ones, finished before the cutoff.
 		n, err := ws.PurgeDeliveries(t.Context(), now.Add(time.Minute))
@@ -419,7 +420,7 @@ var webhookCases = []testCase{
 		if err != nil || n != 1 {
 			t.Fatalf("PurgeDeliveries later = %d, %v; want 1 (dlv_2)", n, err)
 		}
-		wantPending(t, ws, 2, neostore.At(w0))
+		wantPending(t, ws, 2, neostore.At(w0.Add(2*time.Second))) // dlv_3; dlv_1 was queued anew
 
 		// Deleting a subscription removes its deliveries.
 		if err := ws.DeleteWebhook(t.Context(), "wh_a"); err != nil {
