@@ -12,6 +12,8 @@
 //	apikeyhashes/<hash>     id of the API key with that hash, for uniqueness
 //	audit/key, audit/cp/<node>  wrapped audit key, each node's audit checkpoint
 //	auditjournal/<node>/<seq>   audit lines of changes, until checkpointed (auditstate.go)
+//	webhooks, webhookcover, outbox, due, deliveries, dlvdue, dlvsub, dlvdone
+//	                        webhook notifications (webhook.go)
 package bolt
 
 import (
@@ -114,10 +116,15 @@ func (s *Store) init() error {
 	}
 	defer func() { _ = tx.Rollback() }()
 
-	for _, name := range [][]byte{bucketSecrets, bucketTenantKeys, bucketMeta, bucketAPIKeys, bucketAPIKeyHashes} {
+	for _, name := range append([][]byte{bucketSecrets, bucketTenantKeys, bucketMeta, bucketAPIKeys, bucketAPIKeyHashes}, webhookBuckets...) {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}
+	}
+	// Files written before the due index existed get it now; they stay
+	// schema 1, the new buckets are additive.
+	if err := indexExisting(tx); err != nil {
+		return fmt.Errorf("index due times: %w", err)
 	}
 	meta := tx.Bucket(bucketMeta)
 	switch v := meta.Get(metaSchema); {

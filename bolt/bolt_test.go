@@ -416,3 +416,32 @@ func TestStore_ReadsVersion1Records(t *testing.T) {
 		t.Errorf("after a put over the version 1 record, times = %+v, %v; want CreatedOn unknown, UpdatedOn %v", sec.Times, err, now)
 	}
 }
+
+// TestOpen_IndexesSecretsOfAnOlderFile: a file written before the due index
+// existed gets every stored secret's entries when it is first opened.
+func TestOpen_IndexesSecretsOfAnOlderFile(t *testing.T) {
+	s := mustOpen(t)
+	path := s.Path()
+	ctx := t.Context()
+	put := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	v := neostore.Validity{NotBefore: neostore.At(put.Add(time.Hour)), ExpiresOn: neostore.At(put.Add(48 * time.Hour))}
+	sec := neostore.SealedSecret{Ciphertext: []byte("sealed"), Validity: v, Times: neostore.SecretTimes{CreatedOn: neostore.At(put), UpdatedOn: neostore.At(put)}}
+	mustDo(t, s.PutSecret(ctx, "tenant", "k", sec, neostore.Change{}))
+	mustDo(t, s.PutSecret(ctx, "tenant", "open", neostore.SealedSecret{Ciphertext: []byte("x")}, neostore.Change{}))
+	mustDo(t, s.Close())
+	// What an older build leaves: the secrets, no index.
+	rawUpdate(t, path, func(tx *bbolt.Tx) error { return tx.DeleteBucket([]byte("due")) })
+
+	s, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatalf("re-Open: %v", err)
+	}
+	defer s.Close()
+	for _, kind := range []neostore.DueKind{neostore.DueExpires, neostore.DueActivates} {
+		es, err := s.DueEntries(ctx, kind, put.Add(-time.Hour), put.Add(100*time.Hour), 10)
+		mustDo(t, err)
+		if len(es) != 1 || es[0].Tenant != "tenant" || es[0].Key != "k" || !es[0].CreatedOn.At.Equal(put) {
+			t.Errorf("DueEntries(kind %d) after the upgrade = %+v, want the one entry of tenant/k", kind, es)
+		}
+	}
+}
