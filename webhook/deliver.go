@@ -90,32 +90,11 @@ func (d *Dispatcher) send(ctx context.Context, dl neostore.Delivery, sub neostor
 	return d.sender.send(ctx, sub.URL, dl.Event.ID, now, body, keys)
 }
 
-// record stores an attempt's outcome: delivered, failed, or pending again
-// after the backoff unless that lies past the delivery's RetryFor; 410
-// disables the subscription.
+// record stores an attempt's outcome (settle); 410 disables the
+// subscription.
 func (d *Dispatcher) record(ctx context.Context, dl neostore.Delivery, sub neostore.WebhookSubscription, o Outcome) {
 	now := d.now()
-	dl.LastError = o.Error
-	result := o.Result
-	switch o.Result {
-	case Delivered:
-		dl.State = neostore.DeliveryDelivered
-	case Failed, Disabled:
-		dl.State = neostore.DeliveryFailed
-	case Retry:
-		next := now.Add(backoff(dl.Attempts, o.RetryAfter, d.jitter))
-		if next.After(dl.CreatedAt.Add(d.retryFor)) {
-			dl.State = neostore.DeliveryFailed
-			dl.LastError = phraseExhausted + ": " + o.Error
-			result = Failed
-		} else {
-			dl.State = neostore.DeliveryPending
-			dl.NextAttemptAt = next
-		}
-	}
-	if dl.State != neostore.DeliveryPending {
-		dl.FinishedAt = neostore.At(now)
-	}
+	dl, result := settle(dl, o, now, d.retryFor, d.jitter)
 	if o.Result == Disabled {
 		d.disable(ctx, sub.ID, now)
 	}
@@ -152,4 +131,33 @@ func (d *Dispatcher) disable(ctx context.Context, id string, now time.Time) {
 		return
 	}
 	d.log.Warn("webhook: endpoint answered 410 Gone; subscription disabled", "subscription", id)
+}
+
+// settle returns dl after an attempt's outcome o at now, and the result to
+// report: delivered, failed, or pending again after the backoff unless
+// that lies past the delivery's creation plus retryFor (then failed, "out
+// of retries").
+func settle(dl neostore.Delivery, o Outcome, now time.Time, retryFor time.Duration, jitter func(time.Duration) time.Duration) (neostore.Delivery, Result) {
+	dl.LastError = o.Error
+	result := o.Result
+	switch o.Result {
+	case Delivered:
+		dl.State = neostore.DeliveryDelivered
+	case Failed, Disabled:
+		dl.State = neostore.DeliveryFailed
+	case Retry:
+		next := now.Add(backoff(dl.Attempts, o.RetryAfter, jitter))
+		if next.After(dl.CreatedAt.Add(retryFor)) {
+			dl.State = neostore.DeliveryFailed
+			dl.LastError = phraseExhausted + ": " + o.Error
+			result = Failed
+		} else {
+			dl.State = neostore.DeliveryPending
+			dl.NextAttemptAt = next
+		}
+	}
+	if dl.State != neostore.DeliveryPending {
+		dl.FinishedAt = neostore.At(now)
+	}
+	return dl, result
 }
