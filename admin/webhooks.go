@@ -3,6 +3,7 @@ package admin
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -418,52 +419,66 @@ type auditedWebhooks struct {
 	now     func() time.Time
 }
 
-func (a *auditedWebhooks) record(ctx context.Context, op, tenant, key string) error {
-	return a.auditor.Audit(ctx, &neostore.AuditRecord{
-		Time: a.now().UTC(), Op: op, Tenant: tenant, Key: key, Principal: operator,
-		Status: 200, ClientAddr: "unix",
-	})
+// audited records op before calling do, and when do fails, a second
+// record with the same trace id and the failure's status and code, so
+// that the trail tells an action refused (an unknown id) from one done.
+func (a *auditedWebhooks) audited(ctx context.Context, op, tenant, key string, do func() error) error {
+	r := neostore.AuditRecord{
+		Time: a.now().UTC(), TraceID: neostore.NewEventID()[len("msg_"):], Op: op, Tenant: tenant, Key: key,
+		Principal: operator, Status: 200, ClientAddr: "unix",
+	}
+	first := r
+	if err := a.auditor.Audit(ctx, &first); err != nil {
+		return err
+	}
+	start := a.now()
+	err := do()
+	if err != nil {
+		p := neostore.ProblemOf(err)
+		r.Time, r.Status, r.ErrorCode, r.Duration = a.now().UTC(), p.Status, p.Code, a.now().Sub(start)
+		if aerr := a.auditor.Audit(ctx, &r); aerr != nil {
+			return fmt.Errorf("%w (and its outcome could not be recorded: %v)", err, aerr)
+		}
+	}
+	return err
 }
 
 // Add records webhook.add with the new id and the tenant, then adds.
-func (a *auditedWebhooks) Add(ctx context.Context, req neostore.NewWebhook) (string, neostore.WebhookSubscription, error) {
+func (a *auditedWebhooks) Add(ctx context.Context, req neostore.NewWebhook) (secret string, sub neostore.WebhookSubscription, err error) {
 	if req.ID == "" {
 		req.ID = a.newID()
 	}
-	if err := a.record(ctx, neostore.OpWebhookAdd, req.Tenant, req.ID); err != nil {
-		return "", neostore.WebhookSubscription{}, err
-	}
-	return a.WebhookManager.Add(ctx, req)
+	err = a.audited(ctx, neostore.OpWebhookAdd, req.Tenant, req.ID, func() (err error) {
+		secret, sub, err = a.WebhookManager.Add(ctx, req)
+		return err
+	})
+	return secret, sub, err
 }
 
 // Remove records webhook.remove, then removes.
 func (a *auditedWebhooks) Remove(ctx context.Context, id string) error {
-	if err := a.record(ctx, neostore.OpWebhookRemove, "", id); err != nil {
-		return err
-	}
-	return a.WebhookManager.Remove(ctx, id)
+	return a.audited(ctx, neostore.OpWebhookRemove, "", id, func() error { return a.WebhookManager.Remove(ctx, id) })
 }
 
 // RotateSecret records webhook.rotate-secret, then rotates.
-func (a *auditedWebhooks) RotateSecret(ctx context.Context, id string, grace time.Duration) (string, neostore.WebhookSubscription, error) {
-	if err := a.record(ctx, neostore.OpWebhookRotateSecret, "", id); err != nil {
-		return "", neostore.WebhookSubscription{}, err
-	}
-	return a.WebhookManager.RotateSecret(ctx, id, grace)
+func (a *auditedWebhooks) RotateSecret(ctx context.Context, id string, grace time.Duration) (secret string, sub neostore.WebhookSubscription, err error) {
+	err = a.audited(ctx, neostore.OpWebhookRotateSecret, "", id, func() (err error) {
+		secret, sub, err = a.WebhookManager.RotateSecret(ctx, id, grace)
+		return err
+	})
+	return secret, sub, err
 }
 
 // Test records webhook.test (it sends to the endpoint), then sends.
-func (a *auditedWebhooks) Test(ctx context.Context, id string) (neostore.WebhookTestResult, error) {
-	if err := a.record(ctx, neostore.OpWebhookTest, "", id); err != nil {
-		return neostore.WebhookTestResult{}, err
-	}
-	return a.WebhookManager.Test(ctx, id)
+func (a *auditedWebhooks) Test(ctx context.Context, id string) (res neostore.WebhookTestResult, err error) {
+	err = a.audited(ctx, neostore.OpWebhookTest, "", id, func() (err error) {
+		res, err = a.WebhookManager.Test(ctx, id)
+		return err
+	})
+	return res, err
 }
 
 // Redeliver records webhook.redeliver with the delivery id, then queues it.
 func (a *auditedWebhooks) Redeliver(ctx context.Context, deliveryID string) error {
-	if err := a.record(ctx, neostore.OpWebhookRedeliver, "", deliveryID); err != nil {
-		return err
-	}
-	return a.WebhookManager.Redeliver(ctx, deliveryID)
+	return a.audited(ctx, neostore.OpWebhookRedeliver, "", deliveryID, func() error { return a.WebhookManager.Redeliver(ctx, deliveryID) })
 }
