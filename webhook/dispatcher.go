@@ -91,6 +91,9 @@ const (
 	purgeEvery     = time.Hour
 	outboxBatch    = 256
 	dueBatch       = 1000
+	// idleAdvance is how far the due cursor may lag when nothing falls
+	// due, so that an idle scan is a read, not a write.
+	idleAdvance = time.Minute
 )
 
 // Dispatcher moves events from the store to the endpoints. Every node runs
@@ -111,6 +114,7 @@ type Dispatcher struct {
 	mu        sync.Mutex
 	endpoints map[string]chan struct{} // per subscription, maxPerEndpoint tokens
 	lastPurge time.Time
+	dueBatch  int // dueBatch; smaller in tests
 }
 
 // New returns a Dispatcher; Run starts it.
@@ -126,6 +130,7 @@ func New(opts Options) *Dispatcher {
 		wake:      make(chan struct{}, 1),
 		slots:     make(chan struct{}, maxInFlight),
 		endpoints: map[string]chan struct{}{},
+		dueBatch:  dueBatch,
 	}
 	if d.now == nil {
 		d.now = time.Now
@@ -215,26 +220,31 @@ func (d *Dispatcher) pass(ctx context.Context) (busy bool, err error) {
 		return false, fmt.Errorf("webhook: list subscriptions: %w", err)
 	}
 	var errs []error
-	if err := d.scan(ctx, now, subs); err != nil {
+	short, err := d.scan(ctx, now, subs)
+	if err != nil {
 		errs = append(errs, err)
 	}
 	more, err := d.fanOut(ctx, subs)
 	if err != nil {
 		errs = append(errs, err)
 	}
-	leased, err := d.deliver(ctx, subs)
+	pending, err := d.housekeep(ctx, subs)
 	if err != nil {
 		errs = append(errs, err)
 	}
-	if err := d.housekeep(ctx, subs); err != nil {
-		errs = append(errs, err)
+	leased := false
+	if pending != 0 { // -1 when unknown
+		if leased, err = d.deliver(ctx, subs); err != nil {
+			errs = append(errs, err)
+		}
 	}
-	return more || leased, errors.Join(errs...)
+	return short || more || leased, errors.Join(errs...)
 }
 
-// housekeep purges old finished deliveries now and then, and tells the
-// observer the queue's figures.
-func (d *Dispatcher) housekeep(ctx context.Context, subs []neostore.WebhookSubscription) error {
+// housekeep tells the observer the queue's figures, purges old finished
+// deliveries now and then, and returns how many deliveries are pending (-1
+// when the store could not say), so that a pass with none leases nothing.
+func (d *Dispatcher) housekeep(ctx context.Context, subs []neostore.WebhookSubscription) (int, error) {
 	now := d.now()
 	disabled := 0
 	for _, s := range subs {
@@ -245,21 +255,21 @@ func (d *Dispatcher) housekeep(ctx context.Context, subs []neostore.WebhookSubsc
 	d.observer.DisabledEndpoints(disabled)
 	n, oldest, err := d.store.PendingDeliveries(ctx)
 	if err != nil {
-		return fmt.Errorf("webhook: count pending: %w", err)
+		return -1, fmt.Errorf("webhook: count pending: %w", err)
 	}
 	age := time.Duration(0)
 	if oldest.Set && now.After(oldest.At) {
 		age = now.Sub(oldest.At)
 	}
 	d.observer.Pending(n, age)
-	if !d.lastPurge.IsZero() && now.Sub(d.lastPurge) < purgeEvery && now.After(d.lastPurge) {
-		return nil
+	if !d.lastPurge.IsZero() && now.Sub(d.lastPurge) < purgeEvery && !now.Before(d.lastPurge) {
+		return n, nil
 	}
 	d.lastPurge = now
 	if _, err := d.store.PurgeDeliveries(ctx, now.Add(-keepFinished)); err != nil {
-		return fmt.Errorf("webhook: purge deliveries: %w", err)
+		return n, fmt.Errorf("webhook: purge deliveries: %w", err)
 	}
-	return nil
+	return n, nil
 }
 
 // SendTest sends sub a webhook.test message at once, signed like any

@@ -147,7 +147,7 @@ func (d *Dispatcher) passedLeads(ctx context.Context, e neostore.Event, cursor n
 // dueEntry returns the expires entry of tenant's key at at, or the zero
 // entry when there is none.
 func (d *Dispatcher) dueEntry(ctx context.Context, tenant, key string, at time.Time) (neostore.DueEntry, error) {
-	es, err := d.store.DueEntries(ctx, neostore.DueExpires, at.Add(-time.Nanosecond), at, dueBatch*8)
+	es, err := d.store.DueEntries(ctx, neostore.DueExpires, at.Add(-time.Nanosecond), at, d.dueBatch*8)
 	if err != nil {
 		return neostore.DueEntry{}, wrap("read due entry", err)
 	}
@@ -171,17 +171,18 @@ type dueQuery struct {
 // cursor, and moves the cursor to now, in one store transaction; another
 // node's scan winning the cursor (ECONFLICT) means it did the work. The
 // first scan only sets the cursor. A range with more entries than a batch
-// moves the cursor only as far as its entries were read.
-func (d *Dispatcher) scan(ctx context.Context, now time.Time, subs []neostore.WebhookSubscription) error {
+// moves the cursor only as far as its entries were read, and scan reports
+// that it stopped short of now.
+func (d *Dispatcher) scan(ctx context.Context, now time.Time, subs []neostore.WebhookSubscription) (short bool, err error) {
 	cur, err := d.store.DueCursor(ctx)
 	if err != nil {
-		return wrap("read due cursor", err)
+		return false, wrap("read due cursor", err)
 	}
 	if !cur.Set {
-		return conflictOK(d.store.AdvanceDueCursor(ctx, cur, now, nil), "start due cursor")
+		return false, conflictOK(d.store.AdvanceDueCursor(ctx, cur, now, nil), "start due cursor")
 	}
 	if !now.After(cur.At) {
-		return nil
+		return false, nil
 	}
 	var qs []dueQuery
 	var leads []time.Duration
@@ -218,7 +219,7 @@ func (d *Dispatcher) scan(ctx context.Context, now time.Time, subs []neostore.We
 	for i, q := range qs {
 		es, reach, err := d.dueRange(ctx, q, cur.At, upTo)
 		if err != nil {
-			return err
+			return false, err
 		}
 		found[i] = es
 		if reach.Before(upTo) {
@@ -234,7 +235,12 @@ func (d *Dispatcher) scan(ctx context.Context, now time.Time, subs []neostore.We
 			ds = append(ds, timeDeliveries(timeEvent(q.typ, e, q.lead), q.lead, subs, now)...)
 		}
 	}
-	return conflictOK(d.store.AdvanceDueCursor(ctx, cur, upTo, ds), "advance due cursor")
+	if len(ds) == 0 && upTo.Sub(cur.At) < idleAdvance {
+		// Nothing fell due: leave the cursor (the next scan reads the
+		// same range again) rather than write it four times a second.
+		return false, nil
+	}
+	return upTo.Before(now), conflictOK(d.store.AdvanceDueCursor(ctx, cur, upTo, ds), "advance due cursor")
 }
 
 // dueRange reads q's entries due in (after, upTo] and returns how far the
@@ -242,7 +248,7 @@ func (d *Dispatcher) scan(ctx context.Context, now time.Time, subs []neostore.We
 // end (entries at that end may lie beyond the batch and are read again
 // next time; their ids make the second reading harmless).
 func (d *Dispatcher) dueRange(ctx context.Context, q dueQuery, after, upTo time.Time) ([]neostore.DueEntry, time.Time, error) {
-	for limit := dueBatch; ; limit *= 8 {
+	for limit := d.dueBatch; ; limit *= 8 {
 		es, err := d.store.DueEntries(ctx, q.kind, after.Add(q.lead), upTo.Add(q.lead), limit)
 		if err != nil {
 			return nil, upTo, wrap("read due entries", err)
@@ -254,7 +260,7 @@ func (d *Dispatcher) dueRange(ctx context.Context, q dueQuery, after, upTo time.
 		if !es[0].At.Equal(last) {
 			return es, last.Add(-q.lead - time.Nanosecond), nil
 		}
-		if limit >= dueBatch*64 {
+		if limit >= d.dueBatch*64 {
 			// So many windows end at one instant that a batch cannot
 			// hold them: send what was read rather than stall the scan.
 			d.log.Error("webhook: due entries at one instant beyond the batch; some are skipped", "count", len(es), "type", q.typ)
