@@ -789,5 +789,3 @@ func (s *Store) update(ctx context.Context, op string, fn func(tx *bbolt.Tx) err
 	}
 	return nil
 }
-
-var _ neostore.WebhookStore = (*Store)(nil)
