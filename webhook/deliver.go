@@ -24,6 +24,18 @@ func (d *Dispatcher) deliver(ctx context.Context, subs []neostore.WebhookSubscri
 	}
 	for _, dl := range ds {
 		sub, ok := byID[dl.SubscriptionID]
+		if !ok {
+			// Created after this pass listed the subscriptions (another
+			// node fanned out to it), or removed: ask the store.
+			var err error
+			sub, err = d.store.GetWebhook(ctx, dl.SubscriptionID)
+			if ok = err == nil; ok {
+				byID[sub.ID] = sub
+			} else if neostore.ErrorCode(err) != neostore.ENOTFOUND {
+				d.log.Warn("webhook: cannot read a delivery's subscription; it is retried when its lease ends", "delivery", dl.ID, "err", err)
+				continue
+			}
+		}
 		d.slots <- struct{}{}
 		d.wg.Add(1)
 		go func() {
@@ -107,7 +119,7 @@ func (d *Dispatcher) record(ctx context.Context, dl neostore.Delivery, sub neost
 		return
 	}
 	d.observer.Attempt(result)
-	level := d.log.Info
+	level := d.log.Debug // a delivered message is the normal case
 	if result != Delivered {
 		level = d.log.Warn
 	}

@@ -225,3 +225,39 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 func TestDispatcher_More_Bolt(t *testing.T) {
 	moreTests(t, openBolt)
 }
+
+// staleList is a store whose ListWebhooks misses one subscription, as the
+// list of a pass that began before it was created would.
+type staleList struct {
+	store
+	hide string
+}
+
+func (s staleList) ListWebhooks(ctx context.Context) ([]neostore.WebhookSubscription, error) {
+	ws, err := s.store.ListWebhooks(ctx)
+	var out []neostore.WebhookSubscription
+	for _, w := range ws {
+		if w.ID != s.hide {
+			out = append(out, w)
+		}
+	}
+	return out, err
+}
+
+func TestDispatcher_SubscriptionNewerThanThePass_Bolt(t *testing.T) {
+	// A node whose list of subscriptions is older than a delivery (another
+	// node fanned out to a subscription created since) still sends it.
+	r := newRig(t, openBolt(t), nil)
+	r.put("db", neostore.Validity{})
+	r.step()
+	r.wantDelivery(neostore.DeliveryDelivered, 1, 204, "")
+	if err := r.store.Redeliver(context.Background(), r.delivery().ID, t0); err != nil {
+		t.Fatal(err)
+	}
+	opts := r.opts
+	opts.Store = staleList{r.store, r.sub.ID}
+	if err := webhook.New(opts).Step(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	r.wantDelivery(neostore.DeliveryDelivered, 1, 204, "")
+}

@@ -464,17 +464,28 @@ func finalStateTests(t *testing.T, open func(t *testing.T) store) {
 
 	t.Run("410DisablesEndpoint", func(t *testing.T) {
 		r := newRig(t, open(t), nil)
-		r.answers([]int{410})
+		r.answers([]int{503, 410})
 		r.put("db", neostore.Validity{})
-		if got := r.step(); len(got) != 1 {
-			t.Fatalf("got %d messages, want 1", len(got))
-		}
-		r.wantDelivery(neostore.DeliveryFailed, 1, 410, "endpoint gone")
-		sub, err := r.store.GetWebhook(context.Background(), r.sub.ID)
-		if err != nil || !sub.DisabledAt.Set {
-			t.Fatalf("subscription after 410: %+v, %v; want disabled", sub, err)
-		}
+		want(t, "the first put", r.stepAt(t0), "secret.updated -") // 503: again at t0+5s
+		r.set(t0.Add(time.Second))
 		r.put("db2", neostore.Validity{})
+		want(t, "the second put", r.stepAt(t0.Add(time.Second)), "secret.updated -") // 410
+		sub, err := r.store.GetWebhook(context.Background(), r.sub.ID)
+		if err != nil || !sub.DisabledAt.Set || !sub.DisabledAt.At.Equal(t0.Add(time.Second)) {
+			t.Fatalf("subscription after 410: %+v, %v; want disabled at t0+1s", sub, err)
+		}
+		// The first put's retry finds the endpoint disabled: failed, not sent.
+		want(t, "the first put's retry", r.stepAt(t0.Add(5*time.Second)))
+		ds, err := r.store.ListDeliveries(context.Background(), r.sub.ID, true, 10)
+		if err != nil || len(ds) != 2 {
+			t.Fatalf("failed deliveries: %+v, %v; want 2", ds, err)
+		}
+		errs := []string{ds[0].LastError, ds[1].LastError}
+		slices.Sort(errs)
+		if !slices.Equal(errs, []string{"endpoint disabled", "endpoint gone"}) {
+			t.Fatalf("last errors %q", errs)
+		}
+		r.put("db3", neostore.Validity{})
 		want(t, "a change after disabling", r.stepAt(t0.Add(time.Hour)))
 	})
 

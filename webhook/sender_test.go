@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"io"
 	"net"
@@ -271,4 +273,21 @@ func TestPublicAddr(t *testing.T) {
 // neostoreMessage returns the client-facing message of a neostore error.
 func neostoreMessage(err error) string {
 	return neostore.ProblemOf(err).Message
+}
+
+func TestSend_HTTPSWithPrivateCA(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	t.Cleanup(srv.Close)
+	pool := x509.NewCertPool()
+	pool.AddCert(srv.Certificate())
+	s := newSender(2*time.Second, true, false, &tls.Config{RootCAs: pool}, time.Now)
+	t.Cleanup(s.client.CloseIdleConnections)
+	if got := sendOnce(t, s, srv.URL); got != (Outcome{Result: Delivered, Status: 200}) {
+		t.Fatalf("https with its CA: %+v", got)
+	}
+	// Without the CA the certificate is refused: a transport fault, retried.
+	s = newSender(2*time.Second, true, false, nil, time.Now)
+	if got := sendOnce(t, s, srv.URL); got != (Outcome{Result: Retry, Error: "connection failed"}) {
+		t.Fatalf("https with an unknown CA: %+v", got)
+	}
 }
