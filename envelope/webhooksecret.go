@@ -1,7 +1,12 @@
 package envelope
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"slices"
+
+	"github.com/neostore/neostore-secrets"
 )
 
 // labelWebhookSecret is the associated data of a sealed webhook signing
@@ -40,4 +45,115 @@ func (m *Master) OpenSigningSecret(subscriptionID string, sealed []byte) ([]byte
 		return nil, fmt.Errorf("envelope: a webhook signing secret does not open with this master key: %w", errInternal())
 	}
 	return secret, nil
+}
+
+// WebhookSecretStore is what a Rotator needs of a store that keeps webhook
+// subscriptions (neostore.WebhookStore), to count their signing secrets by
+// master key and seal them anew. A Rotator over a store without it has no
+// signing secrets to look after.
+type WebhookSecretStore interface {
+	ListWebhooks(ctx context.Context) ([]neostore.WebhookSubscription, error)
+	GetWebhook(ctx context.Context, id string) (neostore.WebhookSubscription, error)
+	UpdateWebhook(ctx context.Context, w neostore.WebhookSubscription) error
+}
+
+// webhooks returns the store's subscriptions, or none when it keeps none.
+func (r *Rotator) webhooks(ctx context.Context) ([]neostore.WebhookSubscription, error) {
+	ws, ok := r.store.(WebhookSecretStore)
+	if !ok {
+		return nil, nil
+	}
+	subs, err := ws.ListWebhooks(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("envelope: list webhook subscriptions: %w", err)
+	}
+	return subs, nil
+}
+
+// resealWebhookSecrets seals every webhook signing secret anew under k's
+// primary unless it already is, and returns how many it sealed anew.
+func (r *Rotator) resealWebhookSecrets(ctx context.Context, k *masterKeys) (int, error) {
+	subs, err := r.webhooks(ctx)
+	if err != nil || len(subs) == 0 {
+		return 0, err
+	}
+	ws := r.store.(WebhookSecretStore)
+	total := 0
+	for _, sub := range subs {
+		n, err := r.resealSubscription(ctx, ws, k, sub.ID)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
+// resealSubscription seals the signing secrets of subscription id anew.
+// WebhookStore has no compare-and-swap, so the subscription is read again
+// just before it is written, and the write is given up and retried when a
+// rotation, a removal or a 410 changed it meanwhile; only the moment
+// between that read and the write remains unguarded.
+func (r *Rotator) resealSubscription(ctx context.Context, ws WebhookSecretStore, k *masterKeys, id string) (int, error) {
+	ad := webhookSecretAD(id)
+	for range maxSwapAttempts {
+		sub, err := ws.GetWebhook(ctx, id)
+		if neostore.ErrorCode(err) == neostore.ENOTFOUND {
+			return 0, nil
+		} else if err != nil {
+			return 0, fmt.Errorf("envelope: read webhook subscription: %w", err)
+		}
+		next := slices.Clone(sub.Secrets)
+		n := 0
+		for i, s := range sub.Secrets {
+			if kid, ok := prefixKeyID(s.Sealed); ok && kid == k.primaryID {
+				continue
+			}
+			pt, err := k.aead.Decrypt(s.Sealed, ad)
+			if err != nil {
+				return 0, fmt.Errorf("envelope: a signing secret of webhook %s does not open under the master keyset: %w", id, errInternal())
+			}
+			ct, err := k.aead.Encrypt(pt, ad)
+			clear(pt)
+			if err != nil {
+				return 0, fmt.Errorf("envelope: seal webhook signing secret: %w", err)
+			}
+			next[i].Sealed = ct
+			n++
+		}
+		if n == 0 {
+			return 0, nil
+		}
+		again, err := ws.GetWebhook(ctx, id)
+		if neostore.ErrorCode(err) == neostore.ENOTFOUND {
+			return 0, nil
+		} else if err != nil {
+			return 0, fmt.Errorf("envelope: read webhook subscription: %w", err)
+		}
+		if !sameSecretsAndState(sub, again) {
+			continue
+		}
+		sub.Secrets = next
+		if err := ws.UpdateWebhook(ctx, sub); neostore.ErrorCode(err) == neostore.ENOTFOUND {
+			return 0, nil
+		} else if err != nil {
+			return 0, fmt.Errorf("envelope: store webhook subscription: %w", err)
+		}
+		return n, nil
+	}
+	return 0, neostore.Errorf(neostore.ECONFLICT, "Webhook subscription %s kept changing while its signing secrets were sealed anew; run keys rewrap again.", id)
+}
+
+// sameSecretsAndState reports whether a and b have the same signing
+// secrets and disabled state: nothing a rewrap would undo changed.
+func sameSecretsAndState(a, b neostore.WebhookSubscription) bool {
+	if a.DisabledAt != b.DisabledAt || a.URL != b.URL || len(a.Secrets) != len(b.Secrets) {
+		return false
+	}
+	for i := range a.Secrets {
+		if !bytes.Equal(a.Secrets[i].Sealed, b.Secrets[i].Sealed) || a.Secrets[i].ExpiresAt != b.Secrets[i].ExpiresAt {
+			return false
+		}
+	}
+	return true
 }

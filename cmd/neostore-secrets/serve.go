@@ -306,7 +306,11 @@ func openDeps(ctx context.Context, cfg serveConfig, master *envelope.Master, log
 	if d.trail != nil {
 		d.onClose(func() { d.trail.Close() }) // after the servers have drained
 	}
-	d.keyMgr = admin.AuditedKeys(envelope.NewRotator(d.sealer, d.store), d.auditor, d.now)
+	// The rotator gets the store as opened: it asks it for webhook
+	// subscriptions, whose signing secrets it seals anew too, and the
+	// instrumented store does not pass them on (neostore.Store has no
+	// WebhookStore yet).
+	d.keyMgr = admin.AuditedKeys(envelope.NewRotator(d.sealer, raw), d.auditor, d.now)
 	if d.hookStore != nil {
 		opts := webhook.ManagerOptions{Store: d.hookStore, Sealer: master, AllowInsecure: cfg.Webhooks.AllowInsecure, Now: d.now}
 		if d.dispatcher != nil {

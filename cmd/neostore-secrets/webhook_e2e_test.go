@@ -37,9 +37,9 @@ type deliveryRecord struct {
 	LastError  string `json:"lastError"`
 }
 
-// addWebhook subscribes url to tenant's events with `webhook add` and
+// subscribeURL subscribes url to tenant's events with `webhook add` and
 // returns the subscription's id and signing secret.
-func addWebhook(t *testing.T, dataDir, tenant, url string) (string, string) {
+func subscribeURL(t *testing.T, dataDir, tenant, url string) (string, string) {
 	t.Helper()
 	stdout, stderr, err := cli(t, "webhook", "add", "--data", dataDir, "--tenant", tenant, "--url", url, "--name", "e2e", "--json")
 	if err != nil {
@@ -55,7 +55,7 @@ func addWebhook(t *testing.T, dataDir, tenant, url string) (string, string) {
 	return out.Record.ID, out.Secret
 }
 
-func listWebhooks(t *testing.T, dataDir string) []webhookRecord {
+func webhookRecords(t *testing.T, dataDir string) []webhookRecord {
 	t.Helper()
 	stdout, stderr, err := cli(t, "webhook", "list", "--data", dataDir, "--json")
 	if err != nil {
@@ -103,8 +103,8 @@ func waitDeliveries(t *testing.T, dataDir, id string, failedOnly bool, limit tim
 	}
 }
 
-// startReceiver starts a receiver for the test; Close comes with cleanup.
-func startReceiver(t *testing.T, respond webhooktest.Responder) *webhooktest.Receiver {
+// startWebhookReceiver starts a receiver for the test; Close comes with cleanup.
+func startWebhookReceiver(t *testing.T, respond webhooktest.Responder) *webhooktest.Receiver {
 	t.Helper()
 	r, err := webhooktest.Start(webhooktest.Options{Respond: respond})
 	if err != nil {
@@ -125,8 +125,8 @@ type subscribed struct {
 
 func subscribe(t *testing.T, srv *server, dataDir, tenant string, respond webhooktest.Responder) subscribed {
 	t.Helper()
-	rcv := startReceiver(t, respond)
-	id, secret := addWebhook(t, dataDir, tenant, rcv.URL)
+	rcv := startWebhookReceiver(t, respond)
+	id, secret := subscribeURL(t, dataDir, tenant, rcv.URL)
 	if err := rcv.SetSecrets(secret); err != nil {
 		t.Fatal(err)
 	}
@@ -251,8 +251,8 @@ func TestWebhook_EndToEnd(t *testing.T) {
 			})
 			// A second endpoint on the tenant shows when an event has
 			// been fanned out, so that the first's silence means something.
-			witness := startReceiver(t, nil)
-			_, witnessSecret := addWebhook(t, dataDir, "gone", witness.URL)
+			witness := startWebhookReceiver(t, nil)
+			_, witnessSecret := subscribeURL(t, dataDir, "gone", witness.URL)
 			if err := witness.SetSecrets(witnessSecret); err != nil {
 				t.Fatal(err)
 			}
@@ -262,7 +262,7 @@ func TestWebhook_EndToEnd(t *testing.T) {
 				t.Fatal(err)
 			}
 			deadline := time.Now().Add(10 * time.Second)
-			for !disabled(listWebhooks(t, dataDir), gone.id) {
+			for !disabled(webhookRecords(t, dataDir), gone.id) {
 				if time.Now().After(deadline) {
 					t.Fatalf("subscription %s not disabled 10s after a 410", gone.id)
 				}

@@ -83,19 +83,21 @@ func TestWebhook_TwoNodesOnPostgres(t *testing.T) {
 	url := pgtest.Start(t)
 	masterKey := newMasterKey(t)
 	aDir, bDir := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
-	flags := []string{"--store", "postgres", "--postgres-url", url, "--webhook-allow-private", "--webhook-allow-insecure"}
+	// Debug: delivered attempts are logged at debug, and the test counts
+	// each node's.
+	flags := []string{"--store", "postgres", "--postgres-url", url, "--webhook-allow-private", "--webhook-allow-insecure", "--log-level", "debug"}
 	a := startProcServer(t, aDir, masterKey, append(flags, "--node-id", "node-a")...)
 	b := startProcServer(t, bDir, masterKey, append(flags, "--node-id", "node-b")...)
 
 	// The receiver answers 204, or holds its answer while hold is set.
 	var mu sync.Mutex
 	var hold chan struct{}
-	rcv := startReceiver(t, func(webhooktest.Request, int) webhooktest.Response {
+	rcv := startWebhookReceiver(t, func(webhooktest.Request, int) webhooktest.Response {
 		mu.Lock()
 		defer mu.Unlock()
 		return webhooktest.Response{Hold: hold}
 	})
-	id, secret := addWebhook(t, aDir, "acme", rcv.URL)
+	id, secret := subscribeURL(t, aDir, "acme", rcv.URL)
 	if err := rcv.SetSecrets(secret); err != nil {
 		t.Fatal(err)
 	}
