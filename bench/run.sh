@@ -77,7 +77,11 @@
 #                         when wrk stopped and how long they took. A third
 #                         table, "Webhook cost", gives the PUT ratio (issue
 #                         14's target: a cost under 10%). Not with AUDIT_AB=1
-#                         or BEFORE (run them apart), nor POSTGRES_CREATE_DB=0
+#                         or BEFORE (run them apart), nor POSTGRES_CREATE_DB=0.
+#                         WEBHOOK_SEND=off: the webhook instance restarts with
+#                         `--webhooks off` once subscribed, so that its PUTs
+#                         write their events to the outbox and nothing sends
+#                         them: the outbox's cost alone, apart from delivery's
 #   BEFORE=REV            also the service built at git rev REV (`git archive
 #                         REV` unpacked into the temporary directory, built
 #                         there, removed at exit): a second instance, before,
@@ -119,6 +123,7 @@ SCALE=${SCALE:-0}
 SECRETS_FOR_RSS=${SECRETS_FOR_RSS:-0}
 AUDIT_AB=${AUDIT_AB:-0}
 WEBHOOK_AB=${WEBHOOK_AB:-0}
+WEBHOOK_SEND=${WEBHOOK_SEND:-on}
 BEFORE=${BEFORE:-}
 SEED_CONCURRENCY=${SEED_CONCURRENCY:-64}
 EXTRA_SERVE_FLAGS="${EXTRA_SERVE_FLAGS:-} ${AUDIT:-}"
@@ -160,6 +165,10 @@ case $WEBHOOK_AB in
 0 | 1) ;;
 '') WEBHOOK_AB=0 ;;
 *) die "WEBHOOK_AB=$WEBHOOK_AB: want 1 (or 0, the default)" ;;
+esac
+case $WEBHOOK_SEND in
+on | off) ;;
+*) die "WEBHOOK_SEND=$WEBHOOK_SEND: want on (the default) or off" ;;
 esac
 if [ "$WEBHOOK_AB" = 1 ] && { [ -n "$BEFORE" ] || [ "$AUDIT_AB" = 1 ]; }; then
 	die "WEBHOOK_AB=1 with BEFORE or AUDIT_AB=1 is not supported: run them apart"
@@ -602,6 +611,11 @@ if [ "$WEBHOOK_AB" = 1 ]; then
 		--url "http://127.0.0.1:$RCV_PORT/hook" 2>>"$RESULTS/logs/webhook-add.log" | head -n 1 >"$WORK/webhook.secret") ||
 		die "webhook add failed; see $RESULTS/logs/webhook-add.log"
 	grep -q '^whsec_' "$WORK/webhook.secret" || die "webhook add printed no signing secret"
+	if [ "$WEBHOOK_SEND" = off ]; then
+		stop_instance webhook
+		I_EXTRA[webhook]+=" --webhooks off"
+		start_instance webhook
+	fi
 	"$SEED" receiver -listen "127.0.0.1:$RCV_PORT" -secret-file "$WORK/webhook.secret" >>"$RESULTS/logs/receiver.log" 2>&1 &
 	RCV_PID=$!
 	PIDS+=("$RCV_PID")
@@ -712,6 +726,7 @@ PUT_NEW="PUT new key"
 PUT_NOAUDIT="PUT new key (audit off)"
 PUT_BEFORE="PUT new key (before)"
 PUT_WEBHOOK="PUT new key (1 webhook)"
+[ "$WEBHOOK_SEND" = on ] || PUT_WEBHOOK="PUT new key (1 webhook, not sent)"
 for c in $CONNS_LIST; do
 	for i in $(seq 1 "$REPS"); do
 		put_rep "$i"
@@ -734,6 +749,10 @@ for c in $CONNS_LIST; do
 			# Looked at as wrk stops: the events not yet delivered, and how
 			# long they take.
 			WH_ACKED=$((WH_ACKED + LAST_ACKED))
+			if [ "$WEBHOOK_SEND" = off ]; then
+				sleep 1
+				continue
+			fi
 			lag=$("$SEED" drain -url "$RCV_STATS" -want "$WH_ACKED" -timeout 5m) ||
 				die "the webhook receiver did not get every event within 5 minutes; see $RESULTS/logs"
 			WH_LAG="$WH_LAG c$c run $i: $(field pending_at_end "$lag") of $LAST_ACKED pending as wrk stopped, all delivered $(field drain_ms "$lag") ms later;"
@@ -892,8 +911,12 @@ row() {
 				"$(awk -v a="$a" -v b="$b" 'BEGIN{ if (b > 0) printf "%.1f%%", (1 - a / b) * 100; else print "-" }')"
 		done
 		echo
-		echo "- Delivery lag (the kit waits for every event after each webhook run):$WH_LAG"
-		echo "- Receiver at the end: $WH_STATS (every attempt verified against the Standard Webhooks signature scheme)."
+		if [ "$WEBHOOK_SEND" = off ]; then
+			echo "- WEBHOOK_SEND=off: the webhook instance ran with \`--webhooks off\` after \`webhook add\`: its $WH_ACKED PUTs wrote their events to the outbox, and nothing sent them."
+		else
+			echo "- Delivery lag (the kit waits for every event after each webhook run):$WH_LAG"
+			echo "- Receiver at the end: $WH_STATS (every attempt verified against the Standard Webhooks signature scheme)."
+		fi
 	fi
 	if [ -n "$BEFORE" ]; then
 		echo
