@@ -402,8 +402,8 @@ func (w *WebhookClient) Redeliver(ctx context.Context, deliveryID string) error 
 // recorded in the audit trail before it takes effect (webhook.add, .remove,
 // .rotate-secret, .test, .redeliver): when the trail refuses the record,
 // the action is refused (EUNAVAILABLE) and nothing changes. A record names
-// the subscription (or the delivery) in its key field and the tenant when
-// it is known, never the URL or a signing secret. newID makes the id of a
+// the subscription (the delivery, for a redelivery) in its key field and
+// its tenant when known, never the URL or a signing secret. newID makes the id of a
 // subscription about to be added, so that its record names it.
 func AuditedWebhooks(hooks neostore.WebhookManager, auditor neostore.Auditor, newID func() string, now func() time.Time) neostore.WebhookManager {
 	if auditor == nil || hooks == nil {
@@ -455,14 +455,30 @@ func (a *auditedWebhooks) Add(ctx context.Context, req neostore.NewWebhook) (sec
 	return secret, sub, err
 }
 
+// tenantOf returns the tenant of subscription id, so that `audit search
+// --tenant` finds what was done to its subscriptions; "" when it cannot
+// say (an unknown id: the action will be refused).
+func (a *auditedWebhooks) tenantOf(ctx context.Context, id string) string {
+	subs, err := a.WebhookManager.List(ctx)
+	if err != nil {
+		return ""
+	}
+	for _, s := range subs {
+		if s.ID == id {
+			return s.Tenant
+		}
+	}
+	return ""
+}
+
 // Remove records webhook.remove, then removes.
 func (a *auditedWebhooks) Remove(ctx context.Context, id string) error {
-	return a.audited(ctx, neostore.OpWebhookRemove, "", id, func() error { return a.WebhookManager.Remove(ctx, id) })
+	return a.audited(ctx, neostore.OpWebhookRemove, a.tenantOf(ctx, id), id, func() error { return a.WebhookManager.Remove(ctx, id) })
 }
 
 // RotateSecret records webhook.rotate-secret, then rotates.
 func (a *auditedWebhooks) RotateSecret(ctx context.Context, id string, grace time.Duration) (secret string, sub neostore.WebhookSubscription, err error) {
-	err = a.audited(ctx, neostore.OpWebhookRotateSecret, "", id, func() (err error) {
+	err = a.audited(ctx, neostore.OpWebhookRotateSecret, a.tenantOf(ctx, id), id, func() (err error) {
 		secret, sub, err = a.WebhookManager.RotateSecret(ctx, id, grace)
 		return err
 	})
@@ -471,7 +487,7 @@ func (a *auditedWebhooks) RotateSecret(ctx context.Context, id string, grace tim
 
 // Test records webhook.test (it sends to the endpoint), then sends.
 func (a *auditedWebhooks) Test(ctx context.Context, id string) (res neostore.WebhookTestResult, err error) {
-	err = a.audited(ctx, neostore.OpWebhookTest, "", id, func() (err error) {
+	err = a.audited(ctx, neostore.OpWebhookTest, a.tenantOf(ctx, id), id, func() (err error) {
 		res, err = a.WebhookManager.Test(ctx, id)
 		return err
 	})

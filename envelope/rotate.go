@@ -16,14 +16,14 @@ import (
 )
 
 // Store is what a Rotator needs of storage: every tenant's data key and
-// secrets, and the key-check record. neostore.Store implements it. A store
-// that also keeps webhook subscriptions (WebhookSecretStore) has their
-// signing secrets counted, checked and sealed anew with the rest.
+// secrets, the key-check record, the audit key and the webhook
+// subscriptions' signing secrets. neostore.Store implements it.
 type Store interface {
 	neostore.SecretStore
 	neostore.TenantKeyStore
 	neostore.KeyCheckStore
 	neostore.AuditStateStore
+	WebhookSecretStore
 	ListTenants(ctx context.Context) ([]string, error)
 }
 

@@ -47,23 +47,18 @@ func (m *Master) OpenSigningSecret(subscriptionID string, sealed []byte) ([]byte
 	return secret, nil
 }
 
-// WebhookSecretStore is what a Rotator needs of a store that keeps webhook
-// subscriptions (neostore.WebhookStore), to count their signing secrets by
-// master key and seal them anew. A Rotator over a store without it has no
-// signing secrets to look after.
+// WebhookSecretStore is what a Rotator needs of the webhook subscriptions
+// (neostore.WebhookStore), to count their signing secrets by master key
+// and seal them anew.
 type WebhookSecretStore interface {
 	ListWebhooks(ctx context.Context) ([]neostore.WebhookSubscription, error)
 	GetWebhook(ctx context.Context, id string) (neostore.WebhookSubscription, error)
 	UpdateWebhook(ctx context.Context, w neostore.WebhookSubscription) error
 }
 
-// webhooks returns the store's subscriptions, or none when it keeps none.
+// webhooks returns the store's subscriptions.
 func (r *Rotator) webhooks(ctx context.Context) ([]neostore.WebhookSubscription, error) {
-	ws, ok := r.store.(WebhookSecretStore)
-	if !ok {
-		return nil, nil
-	}
-	subs, err := ws.ListWebhooks(ctx)
+	subs, err := r.store.ListWebhooks(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("envelope: list webhook subscriptions: %w", err)
 	}
@@ -77,10 +72,9 @@ func (r *Rotator) resealWebhookSecrets(ctx context.Context, k *masterKeys) (int,
 	if err != nil || len(subs) == 0 {
 		return 0, err
 	}
-	ws := r.store.(WebhookSecretStore)
 	total := 0
 	for _, sub := range subs {
-		n, err := r.resealSubscription(ctx, ws, k, sub.ID)
+		n, err := r.resealSubscription(ctx, r.store, k, sub.ID)
 		total += n
 		if err != nil {
 			return total, err

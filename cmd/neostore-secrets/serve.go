@@ -221,10 +221,9 @@ type deps struct {
 	keyMgr    neostore.KeyManager
 	limiter   *ratelimit.Limiter
 
-	hookStore  neostore.WebhookStore   // nil when the store keeps no webhooks
-	dispatcher *webhook.Dispatcher     // nil when this node sends none
+	dispatcher *webhook.Dispatcher     // nil when this node sends none (--webhooks off)
 	hookObs    *webhookObserver        // the dispatcher's observer
-	webhooks   neostore.WebhookManager // audited; nil when the store keeps no webhooks
+	webhooks   neostore.WebhookManager // audited
 	now        func() time.Time
 
 	closers []func()
@@ -287,17 +286,14 @@ func openDeps(ctx context.Context, cfg serveConfig, master *envelope.Master, log
 	}
 	d.sealer = envelope.NewSealer(master, d.store)
 	var secretStore neostore.SecretStore = d.store
-	if hooks, ok := raw.(neostore.WebhookStore); ok {
-		d.hookStore = hooks
-		if cfg.Webhooks.on() {
-			d.hookObs = newWebhookObserver(d.metrics)
-			d.dispatcher = webhook.New(webhook.Options{
-				Store: hooks, Opener: master, Now: d.now, Owner: cfg.Audit.nodeID(),
-				AllowInsecure: cfg.Webhooks.AllowInsecure, AllowPrivate: cfg.Webhooks.AllowPrivate,
-				RetryFor: cfg.Webhooks.retryFor(), Observer: d.hookObs, Logger: logger,
-			})
-			secretStore = notifyingStore{Store: d.store, notify: d.dispatcher.Notify}
-		}
+	if cfg.Webhooks.on() {
+		d.hookObs = newWebhookObserver(d.metrics)
+		d.dispatcher = webhook.New(webhook.Options{
+			Store: d.store, Opener: master, Now: d.now, Owner: cfg.Audit.nodeID(),
+			AllowInsecure: cfg.Webhooks.AllowInsecure, AllowPrivate: cfg.Webhooks.AllowPrivate,
+			RetryFor: cfg.Webhooks.retryFor(), Observer: d.hookObs, Logger: logger,
+		})
+		secretStore = notifyingStore{Store: d.store, notify: d.dispatcher.Notify}
 	}
 	d.secrets = neostore.NewSecretService(secretStore, d.sealer, d.now)
 	if d.trail, d.auditor, err = openTrail(ctx, cfg.Audit, cfg.DataDir, cfg.Store, d.store, pg, master, logger); err != nil {
@@ -306,18 +302,12 @@ func openDeps(ctx context.Context, cfg serveConfig, master *envelope.Master, log
 	if d.trail != nil {
 		d.onClose(func() { d.trail.Close() }) // after the servers have drained
 	}
-	// The rotator gets the store as opened: it asks it for webhook
-	// subscriptions, whose signing secrets it seals anew too, and the
-	// instrumented store does not pass them on (neostore.Store has no
-	// WebhookStore yet).
-	d.keyMgr = admin.AuditedKeys(envelope.NewRotator(d.sealer, raw), d.auditor, d.now)
-	if d.hookStore != nil {
-		opts := webhook.ManagerOptions{Store: d.hookStore, Sealer: master, AllowInsecure: cfg.Webhooks.AllowInsecure, Now: d.now}
-		if d.dispatcher != nil {
-			opts.Dispatcher, opts.Notify = d.dispatcher, d.dispatcher.Notify
-		}
-		d.webhooks = admin.AuditedWebhooks(webhook.NewManager(opts), d.auditor, webhook.NewSubscriptionID, d.now)
+	d.keyMgr = admin.AuditedKeys(envelope.NewRotator(d.sealer, d.store), d.auditor, d.now)
+	opts := webhook.ManagerOptions{Store: d.store, Sealer: master, AllowInsecure: cfg.Webhooks.AllowInsecure, Now: d.now}
+	if d.dispatcher != nil {
+		opts.Dispatcher, opts.Notify = d.dispatcher, d.dispatcher.Notify
 	}
+	d.webhooks = admin.AuditedWebhooks(webhook.NewManager(opts), d.auditor, webhook.NewSubscriptionID, d.now)
 	d.limiter = cfg.Observe.limiter()
 	return d, nil
 }
@@ -456,7 +446,7 @@ func startBackground(cfg serveConfig, d *deps, logger *slog.Logger) (stop func()
 	if d.dispatcher != nil {
 		// Receivers are outside: a failing one fills the queue and the
 		// metrics, never /readyz. The dispatcher's attempts end with ctx.
-		d.hookObs.auditDisabled(ctx, &background, d.hookStore, d.auditor, d.now, logger)
+		d.hookObs.auditDisabled(ctx, &background, d.store, d.auditor, d.now, logger)
 		background.Go(func() {
 			if err := d.dispatcher.Run(ctx); err != nil && ctx.Err() == nil {
 				logger.Error("webhook dispatcher stopped", "err", err)

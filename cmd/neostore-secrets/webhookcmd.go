@@ -114,10 +114,6 @@ func withWebhooks(ctx context.Context, f webhookFlags, getenv func(string) strin
 		return err
 	}
 	defer store.Close()
-	hookStore, ok := store.(neostore.WebhookStore)
-	if !ok {
-		return errors.New("this store keeps no webhook subscriptions")
-	}
 	if err := master.CheckKey(ctx, store); err != nil {
 		if errors.Is(err, envelope.ErrWrongMasterKey) {
 			return configError(errors.New("the master key is not the one this store was written with"))
@@ -140,10 +136,10 @@ func withWebhooks(ctx context.Context, f webhookFlags, getenv func(string) strin
 		defer trail.Close()
 	}
 	d := webhook.New(webhook.Options{
-		Store: hookStore, Opener: master, Owner: cliNodeID("webhook"),
+		Store: store, Opener: master, Owner: cliNodeID("webhook"),
 		AllowInsecure: f.send.AllowInsecure, AllowPrivate: f.send.AllowPrivate, Logger: logger,
 	})
-	m := webhook.NewManager(webhook.ManagerOptions{Store: hookStore, Sealer: master, Dispatcher: d, AllowInsecure: f.send.AllowInsecure})
+	m := webhook.NewManager(webhook.ManagerOptions{Store: store, Sealer: master, Dispatcher: d, AllowInsecure: f.send.AllowInsecure})
 	return fn(admin.AuditedWebhooks(m, auditor, webhook.NewSubscriptionID, time.Now))
 }
 

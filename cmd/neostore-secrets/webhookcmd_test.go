@@ -359,10 +359,13 @@ func TestWebhook_Commands(t *testing.T) {
 			t.Fatal(err)
 		}
 		trail := string(b)
-		for _, op := range []string{"webhook.add", "webhook.test", "webhook.rotate-secret", "webhook.redeliver", "webhook.remove", "webhook.disable"} {
-			if !strings.Contains(trail, `"op":"`+op+`","tenant":"demo","key":"`+id+`"`) && !strings.Contains(trail, `"op":"`+op+`","key":"`) {
-				t.Errorf("the audit trail has no %s record", op)
+		for _, op := range []string{"webhook.add", "webhook.test", "webhook.rotate-secret", "webhook.remove", "webhook.disable"} {
+			if !strings.Contains(trail, `"op":"`+op+`","tenant":"demo","key":"`+id+`"`) {
+				t.Errorf("the audit trail has no %s record naming the tenant and the subscription", op)
 			}
+		}
+		if !strings.Contains(trail, `"op":"webhook.redeliver","key":"dlv_`) {
+			t.Errorf("the audit trail has no webhook.redeliver record naming the delivery")
 		}
 		if !strings.Contains(trail, `"op":"webhook.add","tenant":"demo","key":"`+id+`"`) {
 			t.Errorf("the webhook.add record does not name the tenant and the new id")

@@ -14,7 +14,7 @@ import (
 
 // defaultWebhookRetryFor is how long a delivery is retried after it was
 // made, before it is kept as failed.
-const defaultWebhookRetryFor = 24 * time.Hour
+const defaultWebhookRetryFor = webhook.DefaultRetryFor
 
 // webhookConfig configures webhook notifications. The zero value of each
 // field means its documented default.
@@ -118,6 +118,10 @@ func (o *webhookObserver) Pending(count int, oldest time.Duration) {
 
 func (o *webhookObserver) DisabledEndpoints(count int) { o.metrics.WebhookDisabledEndpoints(count) }
 
+// recentlyDisabled is how long after an endpoint was disabled this node
+// may still record it as its own doing.
+const recentlyDisabled = time.Minute
+
 // auditDisabled records webhook.disable for each subscription that became
 // disabled since it last looked, whenever this node saw a 410, until ctx
 // is done. The subscriptions disabled before it started are not recorded
@@ -140,7 +144,9 @@ func (o *webhookObserver) auditDisabled(ctx context.Context, wg *sync.WaitGroup,
 				continue
 			}
 			seen[s.ID] = true
-			if !record {
+			// Another node may have disabled it a while ago, and recorded
+			// it: this node records only what was disabled just now.
+			if !record || now().Sub(s.DisabledAt.At) > recentlyDisabled {
 				continue
 			}
 			err := auditor.Audit(ctx, &neostore.AuditRecord{
