@@ -18,6 +18,12 @@
 //	seed pgdb create URL | drop URL
 //	              creates a database with a fresh name on URL's server and
 //	              prints its URL; drops such a database.
+//	seed receiver -secret-file FILE [-listen ADDR]
+//	              a webhook endpoint at /hook that verifies (Standard Webhooks,
+//	              package webhooktest), answers 204 and counts; GET /stats.
+//	seed drain    -url STATS-URL -want N [-timeout D]
+//	              waits until the receiver has N events and prints how many
+//	              were pending at the first look and how long they took.
 //
 // Keys are named P0, P1, ... (no padding), which the kit's delete script
 // relies on. Nothing here prints an API key.
@@ -61,7 +67,7 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("want a command: put, wait, ready, freeport or pgdb")
+		return errors.New("want a command: put, wait, ready, freeport, pgdb, receiver or drain")
 	}
 	switch args[0] {
 	case "put":
@@ -74,6 +80,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runFreePort(stdout)
 	case "pgdb":
 		return runPGDB(ctx, args[1:], stdout)
+	case "receiver":
+		return runReceiver(ctx, args[1:], stdout, stderr)
+	case "drain":
+		return runDrain(ctx, args[1:], stdout, stderr)
 	}
 	return fmt.Errorf("unknown command %q", args[0])
 }
