@@ -143,14 +143,20 @@ func (s *SecretService) ListEach(ctx context.Context, tenant string, yield func(
 	}
 	after := ""
 	for {
-		keys, err := s.store.ListSecretKeysAfter(ctx, tenant, after, listChunk)
+		// One key more than a chunk says whether another chunk follows, so
+		// a tenant that fills its last chunk exactly costs no empty read.
+		keys, err := s.store.ListSecretKeysAfter(ctx, tenant, after, listChunk+1)
 		if err != nil {
 			return err
+		}
+		more := len(keys) > listChunk
+		if more {
+			keys = keys[:listChunk]
 		}
 		if err := yield(keys); err != nil {
 			return err
 		}
-		if len(keys) < listChunk {
+		if !more {
 			return nil
 		}
 		after = keys[len(keys)-1]
