@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -85,6 +86,8 @@ type Store struct {
 	pingTimeout time.Duration
 	closed      atomic.Bool
 	maxKeys     int // Options.MaxKeysPerTenant
+
+	textsScratch sync.Pool // of *textsScratch, for collectTexts
 }
 
 var _ neostore.Store = (*Store)(nil)

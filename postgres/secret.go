@@ -200,12 +200,9 @@ func (s *Store) ListSecretKeys(ctx context.Context, tenant string) ([]string, er
 	}
 	defer cancel()
 	rows, _ := s.pool.Query(ctx, "SELECT key FROM secrets WHERE tenant = $1 ORDER BY key", tenant)
-	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	keys, err := s.collectTexts(rows)
 	if err != nil {
 		return nil, s.fail(ctx, "list secret keys", err)
-	}
-	if keys == nil {
-		keys = []string{}
 	}
 	return keys, nil
 }
@@ -222,12 +219,9 @@ func (s *Store) ListSecretKeysAfter(ctx context.Context, tenant, after string, l
 	}
 	defer cancel()
 	rows, _ := s.pool.Query(ctx, "SELECT key FROM secrets WHERE tenant = $1 AND key > $2 ORDER BY key LIMIT $3", tenant, after, limit)
-	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	keys, err := s.collectTexts(rows)
 	if err != nil {
 		return nil, s.fail(ctx, "list secret keys", err)
-	}
-	if keys == nil {
-		keys = []string{}
 	}
 	return keys, nil
 }
@@ -241,12 +235,9 @@ func (s *Store) ListTenants(ctx context.Context) ([]string, error) {
 	}
 	defer cancel()
 	rows, _ := s.pool.Query(ctx, "SELECT tenant FROM tenant_keys UNION SELECT tenant FROM secrets ORDER BY tenant")
-	tenants, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	tenants, err := s.collectTexts(rows)
 	if err != nil {
 		return nil, s.fail(ctx, "list tenants", err)
-	}
-	if tenants == nil {
-		tenants = []string{}
 	}
 	return tenants, nil
 }
