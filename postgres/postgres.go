@@ -88,6 +88,7 @@ type Store struct {
 	maxKeys     int // Options.MaxKeysPerTenant
 
 	textsScratch sync.Pool // of *textsScratch, for collectTexts
+	gets         getBatcher
 }
 
 var _ neostore.Store = (*Store)(nil)
@@ -130,12 +131,14 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	return &Store{
+	s := &Store{
 		pool:        pool,
 		callTimeout: opts.ConnectTimeout + opts.StatementTimeout,
 		pingTimeout: opts.PingTimeout,
 		maxKeys:     max(opts.MaxKeysPerTenant, 0),
-	}, nil
+	}
+	s.gets = getBatcher{store: s, maxLeaders: readLeaders(opts.MaxConns)}
+	return s, nil
 }
 
 // openError wraps a failure of Open or Migrate, with EUNAVAILABLE in the

@@ -36,23 +36,17 @@ func (s *Store) GetSecret(ctx context.Context, tenant, key string) (neostore.Sea
 		return neostore.SealedSecret{}, fmt.Errorf("postgres: get secret: %w", err)
 	}
 	defer cancel()
-	var (
-		ciphertext []byte
-		row        timesRow
-	)
-	err = s.pool.QueryRow(ctx, `SELECT ciphertext, `+timesColumns+`
-		FROM secrets WHERE tenant = $1 AND key = $2`, tenant, key).
-		Scan(append([]any{&ciphertext}, row.dest()...)...)
-	if errors.Is(err, pgx.ErrNoRows) {
+	c := s.gets.get(ctx, tenant, key)
+	if c.err != nil {
+		return neostore.SealedSecret{}, c.err
+	} else if !c.found {
 		return neostore.SealedSecret{}, neostore.ErrSecretNotFound
-	} else if err != nil {
-		return neostore.SealedSecret{}, s.fail(ctx, "get secret", err)
 	}
-	sec, err := row.decode()
+	sec, err := c.row.decode()
 	if err != nil {
 		return neostore.SealedSecret{}, fmt.Errorf("postgres: secret %q of tenant %q: %w", key, tenant, err)
 	}
-	sec.Ciphertext = ciphertext // pgx scans into a fresh slice
+	sec.Ciphertext = c.ciphertext // pgx scans into a fresh slice
 	return sec, nil
 }
 
