@@ -119,10 +119,15 @@ func (b *getBatcher) lead(ctx context.Context, own *getCall) {
 	b.mu.Unlock()
 
 	if len(batch) > 1 {
-		// The batch answers other callers too: it must not end with
-		// the leader's own request, only with the call timeout.
+		// The batch answers other callers too: it must not end when
+		// the leader's client goes away, only at the leader's deadline
+		// (its call's bound, which the leader's own return must keep).
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), b.store.callTimeout)
+		if deadline, ok := ctx.Deadline(); ok {
+			ctx, cancel = context.WithDeadline(context.WithoutCancel(ctx), deadline)
+		} else {
+			ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), b.store.callTimeout)
+		}
 		defer cancel()
 	}
 	b.store.runGets(ctx, batch)

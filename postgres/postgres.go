@@ -108,6 +108,14 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: open: %w", err) // pgx redacts the password
 	}
 	cfg.MaxConns = opts.MaxConns
+	if cfg.MinConns == 0 {
+		// Connections are recycled hourly (pgxpool's MaxConnLifetime)
+		// and closed after 30 idle minutes: with two kept open, and
+		// reopened in the background, a lone request (a CLI call, a
+		// health-checking sidecar) does not pay a dial and TLS and
+		// authentication first. The URL's pool_min_conns wins.
+		cfg.MinConns = min(2, opts.MaxConns)
+	}
 	cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "neostore-secrets"
