@@ -38,6 +38,10 @@ type Options struct {
 	// reserved for superusers), or connections are refused under load and
 	// requests answer 503. Too few make requests queue for a connection;
 	// the wait counts against the same per-call bound as the statement.
+	// Concurrent reads of single secrets share at most a quarter of them
+	// (rounded up), in batches of one pipeline each (see GetSecret); the
+	// rest serve writes and lists. Two are kept open even when idle,
+	// unless the URL's pool_min_conns says otherwise.
 	MaxConns int32
 
 	// ConnectTimeout bounds opening one connection: TCP, TLS and

@@ -29,7 +29,10 @@ func upsertArgs(tenant, key string, sec neostore.SealedSecret) []any {
 }
 
 // GetSecret returns the sealed secret stored under tenant and key, or
-// ENOTFOUND. A row that does not decode is an internal error.
+// ENOTFOUND. A row that does not decode is an internal error. Concurrent
+// calls are batched (getBatcher): each read still runs on its own, after
+// the call began, so it sees every write committed before that on any
+// node.
 func (s *Store) GetSecret(ctx context.Context, tenant, key string) (neostore.SealedSecret, error) {
 	ctx, cancel, err := s.call(ctx)
 	if err != nil {
