@@ -62,8 +62,9 @@ type getCall struct {
 // get reads tenant's key through the batcher and returns the answered
 // call: found, or not, or err (for the caller, already wrapped by fail),
 // which is EUNAVAILABLE when ctx ended while the call was queued.
-// A leader finishes its batch even when ctx ends: others wait on it, and
-// the batch is bounded by the store's call timeout.
+// A leader finishes its batch even when its client goes away (others
+// wait on it); the batch ends at the leader's deadline, its own call's
+// bound.
 func (b *getBatcher) get(ctx context.Context, tenant, key string) *getCall {
 	c := &getCall{tenant: tenant, key: key, wake: make(chan struct{}, 1)}
 	b.mu.Lock()
