@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -23,13 +24,14 @@ const maxGetBatch = 64
 // four system calls each (most of a read's cost on both sides, by
 // profile). It is leader-based, like a write-ahead log's group commit: a
 // call that finds fewer than maxLeaders batches in flight leads, taking
-// every read queued so far (its own included) into one batch on its own
-// goroutine; the others wait for a leader to answer them. A lone call
-// therefore leads a batch of one, which is a plain query: nothing is
-// added at low load, and under load at most maxLeaders connections serve
-// every read. A leader leads one batch only, so that its own request is
-// not held up by others: when reads are still queued after it, it hands
-// the leadership to the first of them.
+// every read queued so far (its own included) into one batch; the others
+// wait for a batch to answer them. A lone call therefore leads a batch of
+// one, which is a plain query on its own goroutine: nothing is added at
+// low load, and under load at most maxLeaders connections serve every
+// read. A larger batch runs on a goroutine of its own (one hand-off per
+// batch, shared by its reads), so that every caller may leave at its own
+// deadline. A leader leads one batch only: when reads are still queued
+// after it, the leadership passes to the first of them.
 //
 // Every read still runs on its own in the database, after its call began,
 // so it sees every write committed before that, on any node.
@@ -45,6 +47,7 @@ type getBatcher struct {
 // getCall is one GetSecret waiting in a getBatcher.
 type getCall struct {
 	tenant, key string
+	deadline    time.Time // its context's, or the call timeout's
 
 	// wake is signalled when the call is answered or promoted. The
 	// fields below it, up to found, are guarded by getBatcher.mu.
@@ -62,11 +65,14 @@ type getCall struct {
 // get reads tenant's key through the batcher and returns the answered
 // call: found, or not, or err (for the caller, already wrapped by fail),
 // which is EUNAVAILABLE when ctx ended while the call was queued.
-// A leader finishes its batch even when its client goes away (others
-// wait on it); the batch ends at the leader's deadline, its own call's
-// bound.
+// Every call, a leader's too, returns by ctx's deadline.
 func (b *getBatcher) get(ctx context.Context, tenant, key string) *getCall {
 	c := &getCall{tenant: tenant, key: key, wake: make(chan struct{}, 1)}
+	if deadline, ok := ctx.Deadline(); ok {
+		c.deadline = deadline
+	} else {
+		c.deadline = time.Now().Add(b.store.callTimeout)
+	}
 	b.mu.Lock()
 	if b.leaders < b.maxLeaders {
 		b.leaders++
@@ -94,7 +100,7 @@ func (b *getBatcher) get(ctx context.Context, tenant, key string) *getCall {
 		case <-ctx.Done():
 			b.mu.Lock()
 			if !c.answered && !c.promoted {
-				c.abandoned = true // still queued: leaders skip it
+				c.abandoned = true // queued: leaders skip it; in a batch: its answer is dropped
 				b.mu.Unlock()
 				return &getCall{err: b.store.fail(ctx, "get secret", ctx.Err())}
 			}
@@ -104,10 +110,15 @@ func (b *getBatcher) get(ctx context.Context, tenant, key string) *getCall {
 }
 
 // lead runs one batch: own, the leader's call, and the reads queued so
-// far; then it hands the leadership on, or gives it up when nothing is
-// queued.
+// far. A batch of one runs on the leader's goroutine, under its own
+// context, as a plain query. A larger one answers other callers too, so it
+// runs on a goroutine of its own until the latest of its calls' deadlines:
+// each caller, the leader included, still waits only until its own (a
+// caller with a short deadline must neither cut the others' reads short
+// nor be held past it). When the batch is done, the leadership passes on.
 func (b *getBatcher) lead(ctx context.Context, own *getCall) {
 	batch := []*getCall{own}
+	latest := own.deadline
 	b.mu.Lock()
 	for len(b.pending) > 0 && len(batch) < maxGetBatch {
 		c := b.pending[0]
@@ -115,31 +126,35 @@ func (b *getBatcher) lead(ctx context.Context, own *getCall) {
 		b.pending = b.pending[1:]
 		if !c.abandoned {
 			batch = append(batch, c)
+			if c.deadline.After(latest) {
+				latest = c.deadline
+			}
 		}
 	}
 	b.mu.Unlock()
 
-	if len(batch) > 1 {
-		// The batch answers other callers too: it must not end when
-		// the leader's client goes away, only at the leader's deadline
-		// (its call's bound, which the leader's own return must keep).
-		var cancel context.CancelFunc
-		if deadline, ok := ctx.Deadline(); ok {
-			ctx, cancel = context.WithDeadline(context.WithoutCancel(ctx), deadline)
-		} else {
-			ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), b.store.callTimeout)
-		}
-		defer cancel()
+	if len(batch) == 1 {
+		b.store.runGets(ctx, batch)
+		b.finish(batch)
+		return
 	}
-	b.store.runGets(ctx, batch)
+	bctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), latest)
+	go func() {
+		defer cancel()
+		b.store.runGets(bctx, batch)
+		b.finish(batch)
+	}()
+}
 
+// finish answers the calls of a batch and hands the leadership on.
+func (b *getBatcher) finish(batch []*getCall) {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	for _, c := range batch {
 		c.answered = true
 		c.signal()
 	}
 	b.handOff()
-	b.mu.Unlock()
 }
 
 // handOff makes the first live queued call the next leader, taking it off
