@@ -87,16 +87,16 @@
 #                         there, removed at exit): a second instance, before,
 #                         with its own binary and master key, the same serve
 #                         flags and seeding as the main instance (which is the
-#                         working tree: after); its GET value and PUT new key
-#                         runs alternate with main's (rows "... (before)"), and
+#                         working tree: after); its GET value, GET list and PUT new
+#                         key runs alternate with main's (rows "... (before)"), and
 #                         a second table, "Before and after", gives per case
 #                         before and after req/s, after/before and both p99s,
 #                         with both revs (for refactors that must show no
 #                         regression over 3%). Its serve must have every flag
-#                         the kit passes. About 4 more minutes with the
+#                         the kit passes. About 5 more minutes with the
 #                         defaults. Not with AUDIT_AB=1 (run the two apart)
-#                         nor POSTGRES_CREATE_DB=0; SCALE, SECRETS_FOR_RSS,
-#                         GET list and DELETE measure the working tree only
+#                         nor POSTGRES_CREATE_DB=0; SCALE, SECRETS_FOR_RSS
+#                         and DELETE measure the working tree only
 #   EXTRA_SERVE_FLAGS, AUDIT  extra `serve` flags (word-split), to compare e.g.
 #                         audit on and off: AUDIT='--audit-sink off', or
 #                         AUDIT='--audit-durability every'; {tmp} in them
@@ -628,7 +628,7 @@ fi
 if [ -n "$BEFORE" ]; then
 	# main as its rev's build: its own master key (made by its own keys
 	# init, in case the format moved), the same flags and seeding. Its GET
-	# value and PUT new key runs alternate with main's.
+	# value, GET list and PUT new key runs alternate with main's.
 	new_instance before
 	I_BIN[before]=$WORK/neostore-secrets-before
 	I_MASTER[before]=$WORK/before/master.key
@@ -638,8 +638,11 @@ if [ -n "$BEFORE" ]; then
 	BEFORE_BASE=${I_BASE[before]}
 	KEY_BF_T1=$(api_key before t1)
 	KEY_BF_PUT=$(api_key before put)
+	KEY_BF_LIST=$(api_key before list)
 	seed_put before t1 "$KEY_BF_T1" -key-prefix k -start 1 -keys 1
+	seed_put before list "$KEY_BF_LIST" -key-prefix k -keys "$LIST_KEYS"
 	BENCH_API_KEY=$KEY_BF_T1 "$SEED" wait -url "$BEFORE_BASE/api/t1/secrets/k1" -status 200 -timeout 5s
+	BENCH_API_KEY=$KEY_BF_LIST "$SEED" wait -url "$BEFORE_BASE/api/list/secrets" -status 200 -timeout 5s
 fi
 
 if [ "$SCALE" != 0 ]; then
@@ -710,8 +713,17 @@ fi
 # ---- GET list, PUT, DELETE on the main instance ---------------------------
 
 log "GET list"
+GET_LIST="GET list ($(thousands "$LIST_KEYS") keys)"
+GET_LIST_BEFORE="$GET_LIST (before)"
 for c in $CONNS_LIST; do
-	BENCH_MODE="get" run_case "GET list ($(thousands "$LIST_KEYS") keys)" "$c" "$MAIN/api/list/secrets" -H "X-API-KEY: $KEY_LIST"
+	for i in $(seq 1 "$REPS"); do
+		BENCH_MODE="get" run_rep "$GET_LIST" "$c" "$i" "$MAIN/api/list/secrets" -H "X-API-KEY: $KEY_LIST"
+		if [ -n "$BEFORE" ]; then
+			BENCH_MODE="get" run_rep "$GET_LIST_BEFORE" "$c" "$i" "$BEFORE_BASE/api/list/secrets" -H "X-API-KEY: $KEY_BF_LIST"
+		fi
+	done
+	finish_case "$GET_LIST" "$c"
+	[ -z "$BEFORE" ] || finish_case "$GET_LIST_BEFORE" "$c"
 done
 
 log "PUT"
@@ -924,7 +936,7 @@ row() {
 		echo
 		echo "| case | conns | before req/s | after req/s | after/before | p99 before | p99 after |"
 		echo "|---|---|---|---|---|---|---|"
-		for pair in "$GET_VALUE|$GET_BEFORE" "$PUT_NEW|$PUT_BEFORE"; do
+		for pair in "$GET_VALUE|$GET_BEFORE" "$GET_LIST|$GET_LIST_BEFORE" "$PUT_NEW|$PUT_BEFORE"; do
 			after=${pair%%|*} before=${pair#*|}
 			for c in $CONNS_LIST; do
 				a=${RPS["$after|$c"]} b=${RPS["$before|$c"]}

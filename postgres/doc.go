@@ -28,6 +28,15 @@
 // outbox's seq is an identity column (a sequence), and SKIP LOCKED and
 // NOWAIT need a recent CockroachDB.
 //
+// # Reads under load
+//
+// Concurrent GetSecret calls are sent in batches, each a pipeline of the
+// same prepared statement on one connection, at most MaxConns/4 batches at
+// a time; a lone call is a plain query. A read's cost on both sides was
+// mostly its round trip (system calls and wake-ups), which a batch shares.
+// Every read is still its own statement, with its own snapshot taken after
+// its call began. Listings read key names into one buffer per chunk.
+//
 // # Faults
 //
 // Every call is bounded by Options.ConnectTimeout + Options.StatementTimeout,

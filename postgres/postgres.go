@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -37,6 +38,10 @@ type Options struct {
 	// reserved for superusers), or connections are refused under load and
 	// requests answer 503. Too few make requests queue for a connection;
 	// the wait counts against the same per-call bound as the statement.
+	// Concurrent reads of single secrets share at most a quarter of them
+	// (rounded up), in batches of one pipeline each (see GetSecret); the
+	// rest serve writes and lists. Two are kept open even when idle,
+	// unless the URL's pool_min_conns says otherwise.
 	MaxConns int32
 
 	// ConnectTimeout bounds opening one connection: TCP, TLS and
@@ -85,6 +90,9 @@ type Store struct {
 	pingTimeout time.Duration
 	closed      atomic.Bool
 	maxKeys     int // Options.MaxKeysPerTenant
+
+	textsScratch sync.Pool // of *textsScratch, for collectTexts
+	gets         getBatcher
 }
 
 var _ neostore.Store = (*Store)(nil)
@@ -104,6 +112,14 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 		return nil, fmt.Errorf("postgres: open: %w", err) // pgx redacts the password
 	}
 	cfg.MaxConns = opts.MaxConns
+	if cfg.MinConns == 0 {
+		// Connections are recycled hourly (pgxpool's MaxConnLifetime)
+		// and closed after 30 idle minutes: with two kept open, and
+		// reopened in the background, a lone request (a CLI call, a
+		// health-checking sidecar) does not pay a dial and TLS and
+		// authentication first. The URL's pool_min_conns wins.
+		cfg.MinConns = min(2, opts.MaxConns)
+	}
 	cfg.ConnConfig.ConnectTimeout = opts.ConnectTimeout
 	if _, ok := cfg.ConnConfig.RuntimeParams["application_name"]; !ok {
 		cfg.ConnConfig.RuntimeParams["application_name"] = "neostore-secrets"
@@ -127,12 +143,14 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open: %w", err)
 	}
-	return &Store{
+	s := &Store{
 		pool:        pool,
 		callTimeout: opts.ConnectTimeout + opts.StatementTimeout,
 		pingTimeout: opts.PingTimeout,
 		maxKeys:     max(opts.MaxKeysPerTenant, 0),
-	}, nil
+	}
+	s.gets = getBatcher{store: s, maxLeaders: readLeaders(opts.MaxConns)}
+	return s, nil
 }
 
 // openError wraps a failure of Open or Migrate, with EUNAVAILABLE in the

@@ -56,30 +56,27 @@ func noticeArgs(n *neostore.ChangeNotice) (id *string, at *int64, trace *string)
 }
 
 // GetSecret returns the sealed secret stored under tenant and key, or
-// ENOTFOUND. A row that does not decode is an internal error.
+// ENOTFOUND. A row that does not decode is an internal error. Concurrent
+// calls are batched (getBatcher): each read still runs on its own, after
+// the call began, so it sees every write committed before that on any
+// node.
 func (s *Store) GetSecret(ctx context.Context, tenant, key string) (neostore.SealedSecret, error) {
 	ctx, cancel, err := s.call(ctx)
 	if err != nil {
 		return neostore.SealedSecret{}, fmt.Errorf("postgres: get secret: %w", err)
 	}
 	defer cancel()
-	var (
-		ciphertext []byte
-		row        timesRow
-	)
-	err = s.pool.QueryRow(ctx, `SELECT ciphertext, `+timesColumns+`
-		FROM secrets WHERE tenant = $1 AND key = $2`, tenant, key).
-		Scan(append([]any{&ciphertext}, row.dest()...)...)
-	if errors.Is(err, pgx.ErrNoRows) {
+	c := s.gets.get(ctx, tenant, key)
+	if c.err != nil {
+		return neostore.SealedSecret{}, c.err
+	} else if !c.found {
 		return neostore.SealedSecret{}, neostore.ErrSecretNotFound
-	} else if err != nil {
-		return neostore.SealedSecret{}, s.fail(ctx, "get secret", err)
 	}
-	sec, err := row.decode()
+	sec, err := c.row.decode()
 	if err != nil {
 		return neostore.SealedSecret{}, fmt.Errorf("postgres: secret %q of tenant %q: %w", key, tenant, err)
 	}
-	sec.Ciphertext = ciphertext // pgx scans into a fresh slice
+	sec.Ciphertext = c.ciphertext // pgx scans into a fresh slice
 	return sec, nil
 }
 
@@ -243,12 +240,9 @@ func (s *Store) ListSecretKeys(ctx context.Context, tenant string) ([]string, er
 	}
 	defer cancel()
 	rows, _ := s.pool.Query(ctx, "SELECT key FROM secrets WHERE tenant = $1 ORDER BY key", tenant)
-	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	keys, err := s.collectTexts(rows)
 	if err != nil {
 		return nil, s.fail(ctx, "list secret keys", err)
-	}
-	if keys == nil {
-		keys = []string{}
 	}
 	return keys, nil
 }
@@ -265,12 +259,9 @@ func (s *Store) ListSecretKeysAfter(ctx context.Context, tenant, after string, l
 	}
 	defer cancel()
 	rows, _ := s.pool.Query(ctx, "SELECT key FROM secrets WHERE tenant = $1 AND key > $2 ORDER BY key LIMIT $3", tenant, after, limit)
-	keys, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	keys, err := s.collectTexts(rows)
 	if err != nil {
 		return nil, s.fail(ctx, "list secret keys", err)
-	}
-	if keys == nil {
-		keys = []string{}
 	}
 	return keys, nil
 }
@@ -284,12 +275,9 @@ func (s *Store) ListTenants(ctx context.Context) ([]string, error) {
 	}
 	defer cancel()
 	rows, _ := s.pool.Query(ctx, "SELECT tenant FROM tenant_keys UNION SELECT tenant FROM secrets ORDER BY tenant")
-	tenants, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	tenants, err := s.collectTexts(rows)
 	if err != nil {
 		return nil, s.fail(ctx, "list tenants", err)
-	}
-	if tenants == nil {
-		tenants = []string{}
 	}
 	return tenants, nil
 }
