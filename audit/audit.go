@@ -4,12 +4,17 @@
 // Verify. It never sees a secret value or a credential: neostore.AuditRecord
 // has no field that could hold one.
 //
-// A Trail has one writer goroutine. Callers of Audit encode their record,
-// queue it and wait; the writer takes everything queued, assigns sequence
+// Records are written by leader-based group commit, as database WAL
+// writers do. Callers of Audit encode their record and queue it; the first
+// caller to find nobody writing becomes the leader: on its own goroutine it
+// takes everything queued (its own record among it), assigns sequence
 // numbers, chains and seals the lines in that order, writes them and syncs
-// once for all of them (group commit), then releases the callers. Nothing
-// waits for a batch to fill: a lone record is written at once, and a batch
-// forms only from records that arrive while the previous sync runs.
+// once for all of them, and releases their callers. Records that queued
+// while it wrote are handed to the trail's writer goroutine, which writes
+// them the same way until the queue is empty, so that no caller writes
+// more than one batch of others' records. A lone record thus costs no
+// hand-off between goroutines, and under load records still share one
+// write and one fsync. Nothing waits for a batch to fill.
 //
 // A line reads
 //
@@ -36,8 +41,8 @@ import (
 )
 
 // Where the parts of a trail live: the callers' side (Audit, the queue,
-// Close) here; the writer goroutine and the chain state it owns in
-// writer.go; the stall watchdog in watchdog.go; durability modes in
+// leading, Close) here; the chain state, what the holder of the write lock
+// does with it, and the writer goroutine in writer.go; the stall watchdog in watchdog.go; durability modes in
 // durability.go; resuming a chain and writing the journal back in
 // recovery.go; checkpoints in checkpoint.go; errors in errors.go.
 
@@ -112,13 +117,26 @@ type Trail struct {
 	now        func() time.Time
 	journal    neostore.ChangeJournal
 
-	// The callers' side of the queue: sends happen under mu held for
-	// reading, so that Close (holding it for writing) knows none is left.
+	// Callers queue and lead under mu held for reading, so that Close
+	// (holding it for writing) knows no leader is left.
 	mu     sync.RWMutex
 	closed bool
-	queue  chan *request
-	quit   chan struct{}
-	done   chan struct{} // closed when the writer, the watchdog and the checkpoint saver ended
+
+	// The queue. qmu guards pending and leading; leading is set while a
+	// leader or the writer goroutine owns the queue: only the owner takes
+	// records from it, and it hands the queue back (leading false) only
+	// when it finds the queue empty.
+	qmu       sync.Mutex
+	pending   []*request
+	leading   bool
+	queueSize int
+	// wlock, a channel so that a leader can give up waiting for it, is
+	// held by whoever touches the chain state in w: a leader, or the
+	// writer goroutine.
+	wlock chan struct{}
+	kick  chan struct{} // hands the queue to the writer goroutine
+	quit  chan struct{}
+	done  chan struct{} // closed when the writer, the watchdog and the checkpoint saver ended
 
 	// Safe for concurrent use by themselves.
 	dropped atomic.Uint64
@@ -127,8 +145,8 @@ type Trail struct {
 	head    publishedHead
 	dog     *watchdog
 
-	// w is the writer goroutine's: no other goroutine touches it after
-	// Open, except through its atomic unhealthy flag.
+	// w is touched only under wlock after Open, except through its atomic
+	// unhealthy flag.
 	w *writer
 }
 
@@ -163,7 +181,9 @@ func Open(cfg Config) (*Trail, error) {
 		failOpen:   cfg.FailOpen,
 		now:        cfg.Now,
 		journal:    cfg.Journal,
-		queue:      make(chan *request, cfg.QueueSize),
+		queueSize:  cfg.QueueSize,
+		wlock:      make(chan struct{}, 1),
+		kick:       make(chan struct{}, 1),
 		quit:       make(chan struct{}),
 		done:       make(chan struct{}),
 		dog:        newWatchdog(cfg.StallTimeout, cfg.Now, cfg.Logger, cfg.NodeID),
@@ -177,8 +197,6 @@ func Open(cfg Config) (*Trail, error) {
 		now:        cfg.Now,
 		log:        cfg.Logger,
 		sealer:     newSealer(cfg.Key),
-		queue:      t.queue,
-		quit:       t.quit,
 		dog:        t.dog,
 		published:  &t.head,
 		ckEvery:    cfg.CheckpointInterval,
@@ -187,6 +205,7 @@ func Open(cfg Config) (*Trail, error) {
 		return nil, err
 	}
 	w.setHead()
+	w.newTimers()
 	w.ckSeq = w.seq
 	w.syncedSeq, w.syncedHead = w.seq, w.head
 	t.w = w
@@ -197,7 +216,7 @@ func Open(cfg Config) (*Trail, error) {
 		w.ckQueue = queue
 		wg.Go(func() { saveCheckpoints(cfg.Checkpoints, queue, cfg.Logger) })
 	}
-	wg.Go(w.run)
+	wg.Go(t.run)
 	wg.Go(func() { t.dog.run(t.quit) })
 	go func() { wg.Wait(); close(t.done) }()
 	return t, nil
@@ -293,21 +312,37 @@ func (t *Trail) audit(ctx context.Context, r *neostore.AuditRecord, e *neostore.
 	return t.wait(ctx, req)
 }
 
-// wait queues req and waits for the writer to release it.
+// wait queues req and waits until it is released: when this caller is the
+// first to find nobody writing, it writes the queue itself (lead).
 func (t *Trail) wait(ctx context.Context, req *request) error {
 	stall := t.dog.stallC()
-	if err := t.enqueue(req); err != nil {
+	t.mu.RLock()
+	lead, err := t.enqueue(req)
+	if err != nil {
+		t.mu.RUnlock()
 		req.entry, req.barrier = nil, nil
 		t.reqs.Put(req)
 		return t.refuse(err)
 	}
-	var err error
-	select {
-	case err = <-req.done:
-	case <-ctx.Done():
-		return &unavailableError{ctx.Err()} // req stays with the writer
-	case <-stall:
-		return t.refuse(errStalled) // req stays with the writer
+	if lead {
+		gaveUp := t.lead(ctx, stall)
+		t.mu.RUnlock()
+		switch {
+		case gaveUp == errStalled:
+			return t.refuse(errStalled) // req stays with the writer goroutine
+		case gaveUp != nil:
+			return &unavailableError{gaveUp} // req stays with the writer goroutine
+		}
+		err = <-req.done // released by this caller's own batch
+	} else {
+		t.mu.RUnlock()
+		select {
+		case err = <-req.done:
+		case <-ctx.Done():
+			return &unavailableError{ctx.Err()} // req stays with the writer
+		case <-stall:
+			return t.refuse(errStalled) // req stays with the writer
+		}
 	}
 	req.entry, req.barrier = nil, nil
 	t.reqs.Put(req)
@@ -317,17 +352,123 @@ func (t *Trail) wait(ctx context.Context, req *request) error {
 	return nil
 }
 
-func (t *Trail) enqueue(req *request) error {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
+// enqueue queues req; lead reports that the caller now owns the queue.
+// The caller holds mu for reading.
+func (t *Trail) enqueue(req *request) (lead bool, _ error) {
 	if t.closed {
-		return errClosed
+		return false, errClosed
 	}
+	t.qmu.Lock()
+	defer t.qmu.Unlock()
+	if len(t.pending) >= t.queueSize {
+		return false, errQueueFull
+	}
+	t.pending = append(t.pending, req)
+	lead = !t.leading
+	t.leading = true
+	return lead, nil
+}
+
+// lead writes one batch, everything queued, on the caller's goroutine, and
+// hands what queued meanwhile to the writer goroutine. The write lock is
+// usually free; while the writer goroutine holds it (an fsync of reads'
+// records, a checkpoint) the leader waits as a follower would, giving up
+// when ctx ends or the trail stalls: it then returns ctx's error or
+// errStalled, the caller's record is left queued and the writer goroutine
+// owns the queue.
+func (t *Trail) lead(ctx context.Context, stall <-chan struct{}) error {
 	select {
-	case t.queue <- req:
-		return nil
+	case t.wlock <- struct{}{}:
 	default:
-		return errQueueFull
+		select {
+		case t.wlock <- struct{}{}:
+		case <-ctx.Done():
+			t.handOff()
+			return ctx.Err()
+		case <-stall:
+			t.handOff()
+			return errStalled
+		}
+	}
+	t.w.writeBatch(t.take())
+	<-t.wlock
+	t.handOff()
+	return nil
+}
+
+// take returns everything queued and empties the queue; the caller holds
+// wlock and owns the queue.
+func (t *Trail) take() []*request {
+	t.qmu.Lock()
+	defer t.qmu.Unlock()
+	batch := t.pending
+	t.pending = t.w.spare[:0]
+	t.w.spare = nil
+	return batch
+}
+
+// handOff ends a leader's ownership of the queue: given back when the
+// queue is empty, else passed to the writer goroutine.
+func (t *Trail) handOff() {
+	t.qmu.Lock()
+	if len(t.pending) == 0 {
+		t.leading = false
+		t.qmu.Unlock()
+		return
+	}
+	t.qmu.Unlock()
+	t.kick <- struct{}{} // never blocks: only an owner kicks, and the writer goroutine takes each kick before it owns the queue
+}
+
+// run is the writer goroutine: it writes the queues leaders hand it, fsyncs
+// read records within ReadSyncDelay, saves due checkpoints and, once the
+// trail closes, writes what is left.
+func (t *Trail) run() {
+	w := t.w
+	if w.ckQueue != nil {
+		defer close(w.ckQueue)
+	}
+	for {
+		select {
+		case <-t.kick:
+			t.writeQueued()
+		case <-w.readSync.C:
+			t.wlock <- struct{}{}
+			w.readSyncArmed = false
+			w.dog.busy()
+			w.syncPending()
+			w.dog.idle()
+			w.maybeCheckpoint(true)
+			<-t.wlock
+		case <-w.ckTimer.C:
+			t.wlock <- struct{}{}
+			w.ckArmed = false
+			w.maybeCheckpoint(true)
+			<-t.wlock
+		case <-t.quit:
+			// Close holds mu: no leader is left, so this goroutine owns
+			// whatever is queued.
+			t.wlock <- struct{}{}
+			w.drain(t.take)
+			<-t.wlock
+			return
+		}
+	}
+}
+
+// writeQueued writes batches until the queue is empty, then gives it back.
+func (t *Trail) writeQueued() {
+	t.wlock <- struct{}{}
+	defer func() { <-t.wlock }()
+	for {
+		t.qmu.Lock()
+		if len(t.pending) == 0 {
+			t.leading = false
+			t.qmu.Unlock()
+			return
+		}
+		t.qmu.Unlock()
+		t.w.writeBatch(t.take())
 	}
 }
 

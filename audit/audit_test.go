@@ -150,6 +150,7 @@ func TestTrail_Audit(t *testing.T) {
 		sink := &faultySink{block: make(chan struct{})}
 		tr := openTrail(t, audit.Config{Sink: sink})
 		defer close(sink.block)
+		hungLeader(t, tr, sink)
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
 		start := time.Now()
@@ -165,10 +166,11 @@ func TestTrail_Audit(t *testing.T) {
 	t.Run("HungSinkIsRefusedAfterStallTimeout", func(t *testing.T) {
 		sink := &faultySink{block: make(chan struct{})}
 		tr := openTrail(t, audit.Config{Sink: sink, StallTimeout: 100 * time.Millisecond})
+		leader := hungLeader(t, tr, sink)
 		start := time.Now()
 		err := tr.Audit(context.Background(), rec(1)) // no deadline of its own
-		if elapsed := time.Since(start); elapsed < 100*time.Millisecond || elapsed > 2*time.Second {
-			t.Errorf("Audit returned after %v, want after the 100ms stall timeout", elapsed)
+		if elapsed := time.Since(start); elapsed > 2*time.Second {
+			t.Errorf("Audit returned after %v, want about the 100ms stall timeout", elapsed)
 		}
 		if neostore.ErrorCode(err) != neostore.EUNAVAILABLE {
 			t.Errorf("err = %v, want EUNAVAILABLE", err)
@@ -176,7 +178,18 @@ func TestTrail_Audit(t *testing.T) {
 		if tr.Healthy() == nil {
 			t.Error("Healthy() = nil while the sink hangs")
 		}
+		// Once stalled, a new record is refused at once.
+		start = time.Now()
+		if err := tr.Audit(context.Background(), rec(3)); neostore.ErrorCode(err) != neostore.EUNAVAILABLE {
+			t.Errorf("while stalled: err = %v, want EUNAVAILABLE", err)
+		}
+		if elapsed := time.Since(start); elapsed > 50*time.Millisecond {
+			t.Errorf("while stalled: refusal took %v, want immediate", elapsed)
+		}
 		close(sink.block)
+		if err := <-leader; err != nil {
+			t.Errorf("the leader whose write hung: %v once the sink returned, want nil", err)
+		}
 		for deadline := time.Now().Add(2 * time.Second); tr.Healthy() != nil; time.Sleep(time.Millisecond) {
 			if time.Now().After(deadline) {
 				t.Fatalf("Healthy() = %v 2s after the sink returned", tr.Healthy())
@@ -186,9 +199,10 @@ func TestTrail_Audit(t *testing.T) {
 			t.Fatalf("after the sink returned: %v", err)
 		}
 		tr.Close()
-		// The stalled record was not lost: it was written when the sink returned.
-		if got := strings.Count(string(sink.contents()), "\n"); got != 2 {
-			t.Errorf("sink holds %d records, want 2", got)
+		// The stalled records were not lost: they were written when the
+		// sink returned, after the leader's.
+		if got := strings.Count(string(sink.contents()), "\n"); got != 4 {
+			t.Errorf("sink holds %d records, want 4", got)
 		}
 	})
 
