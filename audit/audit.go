@@ -355,8 +355,13 @@ func (t *Trail) wait(ctx context.Context, req *request) error {
 // enqueue queues req; lead reports that the caller now owns the queue.
 // The caller holds mu for reading.
 func (t *Trail) enqueue(req *request) (lead bool, _ error) {
-	if t.closed {
+	switch {
+	case t.closed:
 		return false, errClosed
+	case t.dog.isStalled():
+		// The sink has held a write or an fsync too long: a record
+		// written now might never be durable.
+		return false, errStalled
 	}
 	t.qmu.Lock()
 	defer t.qmu.Unlock()
@@ -433,13 +438,7 @@ func (t *Trail) run() {
 		case <-t.kick:
 			t.writeQueued()
 		case <-w.readSync.C:
-			t.wlock <- struct{}{}
-			w.readSyncArmed = false
-			w.dog.busy()
-			w.syncPending()
-			w.dog.idle()
-			w.maybeCheckpoint(true)
-			<-t.wlock
+			t.syncReads()
 		case <-w.ckTimer.C:
 			t.wlock <- struct{}{}
 			w.ckArmed = false
@@ -454,6 +453,47 @@ func (t *Trail) run() {
 			return
 		}
 	}
+}
+
+// syncReads fsyncs the read records written under WriteSync. With a
+// BackgroundSyncer sink the fsync runs without the write lock, so that
+// leaders go on writing meanwhile: a request that arrives during it does
+// not wait for it (an fsync every ReadSyncDelay was most of a lone
+// client's p99).
+func (t *Trail) syncReads() {
+	w := t.w
+	t.wlock <- struct{}{}
+	defer func() { <-t.wlock }()
+	w.readSyncArmed = false
+	bs, ok := w.sink.(BackgroundSyncer)
+	if !ok || w.seq == w.syncedSeq {
+		w.dog.busy()
+		w.syncPending()
+		w.dog.idle()
+		w.maybeCheckpoint(true)
+		return
+	}
+	seq, head, epoch := w.seq, w.head, w.epoch
+	syncWritten := bs.SyncWritten()
+	<-t.wlock
+	w.dog.syncBusy()
+	err := syncWritten()
+	w.dog.syncIdle()
+	t.wlock <- struct{}{}
+	switch {
+	case epoch != w.epoch:
+		// A failed sync of a leader already rolled the chain back.
+	case err != nil:
+		w.rollback(err)
+	case seq > w.syncedSeq:
+		w.syncedSeq, w.syncedHead = seq, head
+	}
+	if w.seq > w.syncedSeq && !w.readSyncArmed {
+		// Read records written during the fsync wait for the next one.
+		w.readSyncArmed = true
+		w.readSync.Reset(ReadSyncDelay)
+	}
+	w.maybeCheckpoint(true)
 }
 
 // writeQueued writes batches until the queue is empty, then gives it back.

@@ -199,10 +199,11 @@ func TestTrail_Audit(t *testing.T) {
 			t.Fatalf("after the sink returned: %v", err)
 		}
 		tr.Close()
-		// The stalled records were not lost: they were written when the
-		// sink returned, after the leader's.
-		if got := strings.Count(string(sink.contents()), "\n"); got != 4 {
-			t.Errorf("sink holds %d records, want 4", got)
+		// The record refused after its wait was not lost: it was written
+		// when the sink returned, after the leader's; the one refused at
+		// once was never queued.
+		if got := strings.Count(string(sink.contents()), "\n"); got != 3 {
+			t.Errorf("sink holds %d records, want 3", got)
 		}
 	})
 
@@ -655,4 +656,108 @@ func TestParseDurability_Writes(t *testing.T) {
 	if d, err := audit.ParseDurability("writes"); err != nil || d != audit.WriteSync || d.String() != "writes" {
 		t.Errorf("ParseDurability(writes) = %v, %v", d, err)
 	}
+}
+
+// bgSyncSink is a BackgroundSyncer whose fsyncs, background or not, wait
+// for release while block is set, and fail while fail is set; like
+// FileSink it refuses everything after a failed fsync.
+type bgSyncSink struct {
+	mu      sync.Mutex
+	lines   int
+	synced  int
+	block   chan struct{}
+	fail    bool
+	broken  bool
+	syncing chan struct{} // gets a value when an fsync starts
+}
+
+func (s *bgSyncSink) Write([]byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.broken {
+		return errors.New("broken")
+	}
+	s.lines++
+	return nil
+}
+
+func (s *bgSyncSink) Sync() error { return s.SyncWritten()() }
+
+func (s *bgSyncSink) SyncWritten() func() error {
+	s.mu.Lock()
+	n := s.lines
+	s.mu.Unlock()
+	return func() error {
+		s.mu.Lock()
+		block, syncing := s.block, s.syncing
+		s.mu.Unlock()
+		if syncing != nil {
+			select {
+			case syncing <- struct{}{}:
+			default:
+			}
+		}
+		if block != nil {
+			<-block
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.fail || s.broken {
+			s.broken = true
+			return errors.New("fsync failed")
+		}
+		s.synced = max(s.synced, n)
+		return nil
+	}
+}
+
+func (s *bgSyncSink) Close() error { return nil }
+
+func TestTrail_BackgroundSync(t *testing.T) {
+	ctx := context.Background()
+	read := func() *neostore.AuditRecord { return &neostore.AuditRecord{Op: neostore.OpSecretGet, Status: 200} }
+
+	t.Run("ReadsAreWrittenWhileTheirFsyncRuns", func(t *testing.T) {
+		sink := &bgSyncSink{block: make(chan struct{}), syncing: make(chan struct{}, 1)}
+		tr := openTrail(t, audit.Config{Sink: sink, Durability: audit.WriteSync})
+		defer close(sink.block)
+		must(t, tr.Audit(ctx, read()))
+		select {
+		case <-sink.syncing: // the fsync of the first read's record hangs
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no fsync of a read's record within 5s (ReadSyncDelay is %v)", audit.ReadSyncDelay)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		for i := range 10 {
+			if err := tr.Audit(wctx, read()); err != nil {
+				t.Fatalf("read %d while the fsync of earlier ones runs: %v", i, err)
+			}
+		}
+	})
+
+	t.Run("FailedFsyncRefusesLaterRecords", func(t *testing.T) {
+		sink := &bgSyncSink{fail: true, syncing: make(chan struct{}, 1)}
+		tr := openTrail(t, audit.Config{Sink: sink, Durability: audit.WriteSync})
+		must(t, tr.Audit(ctx, read()))
+		select {
+		case <-sink.syncing:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no fsync of a read's record within 5s")
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for tr.Healthy() == nil {
+			if time.Now().After(deadline) {
+				t.Fatal("Healthy() = nil 5s after a failed fsync")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		err := tr.Audit(ctx, &neostore.AuditRecord{Op: neostore.OpSecretPut, Status: 204})
+		if neostore.ErrorCode(err) != neostore.EUNAVAILABLE {
+			t.Errorf("a change after a failed fsync: err = %v, want EUNAVAILABLE", err)
+		}
+		if seq, _ := tr.Head(); seq != 0 {
+			t.Errorf("Head() = %d after the fsync of record 1 failed, want 0 (rolled back)", seq)
+		}
+	})
 }
