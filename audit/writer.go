@@ -36,8 +36,8 @@ type writer struct {
 	epoch      uint64   // counts rollbacks
 	epochEnds  []uint64 // by epoch: the last synced seq when it was rolled back
 	buf        []byte
-	batchBuf   []byte // the lines of a batch, for a LinesWriter
-	failing    bool   // the last batch failed; for logging changes only
+	batchBuf   []byte     // the lines of a batch, for a LinesWriter
+	failing    bool       // the last batch failed; for logging changes only
 	spare      []*request // the queue's next backing array
 
 	// Both timers wake the writer goroutine; they are reset under the
