@@ -326,7 +326,7 @@ func (t *Trail) wait(ctx context.Context, req *request) error {
 		return t.refuse(err)
 	}
 	if lead {
-		gaveUp := t.lead(ctx, stall)
+		gaveUp := t.lead(ctx, stall, t.durability == GroupSync || req.sync)
 		t.mu.RUnlock()
 		switch {
 		case gaveUp == errStalled:
@@ -381,8 +381,11 @@ func (t *Trail) enqueue(req *request) (lead bool, _ error) {
 // records, a checkpoint) the leader waits as a follower would, giving up
 // when ctx ends or the trail stalls: it then returns ctx's error or
 // errStalled, the caller's record is left queued and the writer goroutine
-// owns the queue.
-func (t *Trail) lead(ctx context.Context, stall <-chan struct{}) error {
+// owns the queue. A leader whose batch will be fsync'd (yield) first lets
+// the goroutines about to queue records do so, as the writer goroutine
+// does: the fsync dwarfs that, and otherwise under load every other batch
+// would be a leader's lone record with an fsync of its own.
+func (t *Trail) lead(ctx context.Context, stall <-chan struct{}, yield bool) error {
 	select {
 	case t.wlock <- struct{}{}:
 	default:
@@ -395,6 +398,9 @@ func (t *Trail) lead(ctx context.Context, stall <-chan struct{}) error {
 			t.handOff()
 			return errStalled
 		}
+	}
+	if yield {
+		runtime.Gosched()
 	}
 	t.w.writeBatch(t.take())
 	<-t.wlock
