@@ -42,10 +42,11 @@ import (
 )
 
 // Where the parts of a trail live: the callers' side (Audit, the queue,
-// leading, Close) here; the chain state, what the holder of the write lock
-// does with it, and the writer goroutine in writer.go; the stall watchdog in watchdog.go; durability modes in
-// durability.go; resuming a chain and writing the journal back in
-// recovery.go; checkpoints in checkpoint.go; errors in errors.go.
+// leading a batch, the writer goroutine, Close) here; the chain state and
+// what the holder of the write lock does with it in writer.go; the stall
+// watchdog in watchdog.go; durability modes in durability.go; resuming a
+// chain and writing the journal back in recovery.go; checkpoints in
+// checkpoint.go; errors in errors.go.
 
 // Defaults of Config.
 const (
@@ -84,11 +85,13 @@ type Config struct {
 	// CheckpointInterval is the least time between two checkpoints; default
 	// DefaultCheckpointInterval. Negative saves after every sync (tests).
 	CheckpointInterval time.Duration
-	// StallTimeout is how long the writer may spend on one batch (a hung
-	// disk, a sink that never returns) before the callers waiting for it
-	// are refused with EUNAVAILABLE and the trail reports unhealthy;
-	// default DefaultStallTimeout. It bounds every Audit call without a
-	// timer per call.
+	// StallTimeout is how long the writer may spend on one batch or one
+	// background fsync (a hung disk, a sink that never returns) before the
+	// callers waiting for it are refused with EUNAVAILABLE, new records are
+	// refused at once and the trail reports unhealthy; default
+	// DefaultStallTimeout. It bounds every Audit call without a timer per
+	// call, except the leader's whose own sink call hangs: that one
+	// returns when the sink does.
 	StallTimeout time.Duration
 	// Journal, the store's neostore.Store.ChangeJournal, when set makes
 	// the trail a neostore.ChangeAuditor under WriteSync: the record of a

@@ -9,10 +9,12 @@ import (
 
 // watchdog refuses the callers of a batch that the sink has held for too
 // long (a hung disk, a sink that never returns): callers wait on its stall
-// channel beside their own, and it closes that channel once the writer has
-// been busy with one batch for after. It bounds every Audit call without a
-// timer per call. The writer marks itself busy and idle; going idle after a
-// stall puts a fresh channel in place, so callers wait again.
+// channel beside their own, and it closes that channel once the writer (a
+// leader or the writer goroutine) has been busy with one batch, or a
+// background fsync with its records, for after. It bounds every waiting
+// Audit call without a timer per call. Both mark themselves busy and idle;
+// once neither is busy after a stall, a fresh channel is put in place, so
+// callers wait again.
 type watchdog struct {
 	after  time.Duration
 	now    func() time.Time
