@@ -384,10 +384,12 @@ func (t *Trail) enqueue(req *request) (lead bool, _ error) {
 // records, a checkpoint) the leader waits as a follower would, giving up
 // when ctx ends or the trail stalls: it then returns ctx's error or
 // errStalled, the caller's record is left queued and the writer goroutine
-// owns the queue. A leader whose batch will be fsync'd (yield) first lets
+// owns the queue. A leader whose batch will be fsync'd (yield), or that
+// writes under load (recent batches of more than one record), first lets
 // the goroutines about to queue records do so, as the writer goroutine
-// does: the fsync dwarfs that, and otherwise under load every other batch
-// would be a leader's lone record with an fsync of its own.
+// does: otherwise under load every other batch would be a leader's lone
+// record, with a write and maybe an fsync of its own. A lone client's
+// leader (reads under WriteSync, batches of one) does not yield.
 func (t *Trail) lead(ctx context.Context, stall <-chan struct{}, yield bool) error {
 	select {
 	case t.wlock <- struct{}{}:
@@ -402,7 +404,7 @@ func (t *Trail) lead(ctx context.Context, stall <-chan struct{}, yield bool) err
 			return errStalled
 		}
 	}
-	if yield {
+	if yield || t.w.load > 1 {
 		runtime.Gosched()
 	}
 	t.w.writeBatch(t.take())

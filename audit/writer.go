@@ -39,6 +39,7 @@ type writer struct {
 	batchBuf   []byte     // the lines of a batch, for a LinesWriter
 	failing    bool       // the last batch failed; for logging changes only
 	spare      []*request // the queue's next backing array
+	load       int        // recent batch sizes, halved towards each new one: above 1 under load
 
 	// Both timers wake the writer goroutine; they are reset under the
 	// write lock only while not armed.
@@ -91,6 +92,7 @@ func (w *writer) newTimers() {
 // next use, and schedules what the batch left to do: the fsync of read
 // records under WriteSync, a checkpoint.
 func (w *writer) writeBatch(batch []*request) {
+	w.load = (w.load + len(batch)) / 2
 	if len(batch) > 0 {
 		w.dog.busy()
 		w.commit(batch)
