@@ -76,13 +76,15 @@ type APIKeyIssuer interface {
 }
 
 // Store is everything a node keeps: secrets, tenant data keys, the key-check
-// record and API keys. The embedded (bbolt) and PostgreSQL stores implement it.
+// record, API keys and webhook notifications. The embedded (bbolt) and
+// PostgreSQL stores implement it.
 type Store interface {
 	SecretStore
 	TenantKeyStore
 	KeyCheckStore
 	APIKeyStore
 	AuditStateStore
+	WebhookStore
 
 	// ListTenants returns, in ordinal byte order, every tenant that has a
 	// data key or a secret. Moving a store (migrate-store) and rewrapping

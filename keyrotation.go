@@ -25,6 +25,8 @@ type MasterKey struct {
 	TenantKeys int
 	KeyCheck   bool
 	AuditKey   bool
+	// WebhookSecrets counts the webhook signing secrets sealed under it.
+	WebhookSecrets int
 }
 
 // RewrapReport is what re-wrapping every tenant data key did.
@@ -33,6 +35,7 @@ type RewrapReport struct {
 	Rewrapped        int  // wrapped anew under the primary master key
 	KeyCheckResealed bool // the key-check record was sealed anew under the primary
 	AuditKeyResealed bool // the audit trail's key was sealed anew under the primary
+	WebhookSecrets   int  // webhook signing secrets sealed anew under the primary
 }
 
 // TenantKeyRotation is what rotating one tenant's data key did.
@@ -66,8 +69,8 @@ type KeyManager interface {
 	Rewrap(ctx context.Context) (RewrapReport, error)
 
 	// CheckMasterKeyRemoval returns nil when the master key id could be
-	// removed from the keyset: no tenant data key, neither the key-check
-	// record nor the audit key depend on it, and it is not the primary. It returns ECONFLICT
+	// removed from the keyset: no tenant data key, webhook signing secret,
+	// key-check record or audit key depends on it, and it is not the primary. It returns ECONFLICT
 	// naming what still depends on it, and ENOTFOUND for an unknown id.
 	CheckMasterKeyRemoval(ctx context.Context, id uint32) error
 

@@ -83,7 +83,8 @@ var errUncheckedPut = Errorf(EINTERNAL, "Internal error.")
 
 // Put seals p's value and stores it with its validity window, replacing
 // value and window of any previous secret under the same key, and commits
-// c's records with it (SecretStore.PutSecret).
+// c's records with it (SecretStore.PutSecret). A c.Notice without a time
+// gets the service's clock.
 func (s *SecretService) Put(ctx context.Context, p SecretPut, c Change) error {
 	if p.tenant == "" {
 		return errUncheckedPut
@@ -97,16 +98,29 @@ func (s *SecretService) Put(ctx context.Context, p SecretPut, c Change) error {
 		Ciphertext: ciphertext,
 		Validity:   p.validity,
 		Times:      SecretTimes{CreatedOn: now, UpdatedOn: now}, // the store keeps an existing CreatedOn
-	}, c)
+	}, c.at(now.At))
+}
+
+// at returns c with its notice's time set to now when the caller left it
+// zero, so that an event's timestamp is the service's clock (for a put,
+// the UpdatedOn it stores). The caller's notice is not modified.
+func (c Change) at(now time.Time) Change {
+	if c.Notice != nil && c.Notice.At.IsZero() {
+		n := *c.Notice
+		n.At = now
+		c.Notice = &n
+	}
+	return c
 }
 
 // Delete removes tenant's secret key, committing c's records with the
-// deletion; removing an absent secret succeeds.
+// deletion (a c.Notice without a time gets the service's clock); removing
+// an absent secret succeeds.
 func (s *SecretService) Delete(ctx context.Context, tenant, key string, c Change) error {
 	if err := validateNames(tenant, key); err != nil {
 		return err
 	}
-	return s.store.DeleteSecret(ctx, tenant, key, c)
+	return s.store.DeleteSecret(ctx, tenant, key, c.at(s.now().UTC()))
 }
 
 // listChunk is how many key names ListEach reads from the store at a time:

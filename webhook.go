@@ -180,8 +180,9 @@ type WebhookStore interface {
 	// ListDeliveries returns at most limit of a subscription's deliveries,
 	// newest first; only failed ones when failedOnly.
 	ListDeliveries(ctx context.Context, subscriptionID string, failedOnly bool, limit int) ([]Delivery, error)
-	// Redeliver makes a delivery pending again with its next attempt at at
-	// and its attempts reset, or returns ENOTFOUND.
+	// Redeliver makes a delivery pending again with its next attempt at at,
+	// its attempts reset and its CreatedAt set to at (the retry window,
+	// RetryFor after CreatedAt, starts again), or returns ENOTFOUND.
 	Redeliver(ctx context.Context, id string, at time.Time) error
 	// PendingDeliveries returns how many deliveries are pending and the
 	// creation time of the oldest (unset when none).

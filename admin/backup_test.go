@@ -38,7 +38,7 @@ func serveAdmin(t *testing.T, backup admin.Backuper) *admin.Client {
 		t.Fatal(err)
 	}
 	srv := &http.Server{
-		Handler:  admin.NewHandler(nil, backup, nil, slog.New(slog.DiscardHandler)),
+		Handler:  admin.NewHandler(nil, backup, nil, nil, slog.New(slog.DiscardHandler)),
 		ErrorLog: slog.NewLogLogger(slog.DiscardHandler, slog.LevelError),
 	}
 	go srv.Serve(ln)

@@ -29,6 +29,8 @@ type masterKeyView struct {
 	TenantKeys int    `json:"tenantKeys"`
 	KeyCheck   bool   `json:"keyCheck"`
 	AuditKey   bool   `json:"auditKey"`
+	// WebhookSecrets counts the webhook signing secrets sealed under the key.
+	WebhookSecrets int `json:"webhookSecrets"`
 }
 
 type rewrapView struct {
@@ -36,6 +38,7 @@ type rewrapView struct {
 	Rewrapped        int  `json:"rewrapped"`
 	KeyCheckResealed bool `json:"keyCheckResealed"`
 	AuditKeyResealed bool `json:"auditKeyResealed"`
+	WebhookSecrets   int  `json:"webhookSecretsResealed"`
 }
 
 type rotateTenantRequest struct {
@@ -120,7 +123,7 @@ func handleRewrap(keys neostore.KeyManager, logger *slog.Logger) http.Handler {
 			return
 		}
 		logger.Info("tenant keys rewrapped", "tenants", rep.Tenants, "rewrapped", rep.Rewrapped,
-			"keyCheckResealed", rep.KeyCheckResealed, "auditKeyResealed", rep.AuditKeyResealed)
+			"keyCheckResealed", rep.KeyCheckResealed, "auditKeyResealed", rep.AuditKeyResealed, "webhookSecretsResealed", rep.WebhookSecrets)
 		writeJSON(w, http.StatusOK, rewrapView(rep))
 	})
 }

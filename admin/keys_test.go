@@ -60,7 +60,7 @@ func serveKeys(t *testing.T, keys neostore.KeyManager) *admin.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: admin.NewHandler(nil, nil, keys, slog.New(slog.DiscardHandler))}
+	srv := &http.Server{Handler: admin.NewHandler(nil, nil, keys, nil, slog.New(slog.DiscardHandler))}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	c, err := admin.Dial(dir)

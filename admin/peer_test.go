@@ -212,7 +212,7 @@ func TestAdminSocket_PeerCredentials(t *testing.T) {
 			t.Fatal(err)
 		}
 		issuer := &revocations{}
-		srv := &http.Server{Handler: admin.NewHandler(issuer, nil, nil, slog.New(slog.DiscardHandler)), ErrorLog: slog.NewLogLogger(slog.DiscardHandler, slog.LevelError)}
+		srv := &http.Server{Handler: admin.NewHandler(issuer, nil, nil, nil, slog.New(slog.DiscardHandler)), ErrorLog: slog.NewLogLogger(slog.DiscardHandler, slog.LevelError)}
 		go srv.Serve(ln)
 		t.Cleanup(func() { srv.Close() })
 		// The socket's mode 0600 would keep nobody out; loosen it, as a

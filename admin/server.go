@@ -21,10 +21,11 @@ import (
 //	POST /apikeys/{id}/revoke   revoke; 204
 //	GET  /backup                snapshot of the embedded store; 200 octet-stream with trailers (backup.go)
 //	/keys/...                   key rotation (keys.go)
+//	/webhooks/..., /deliveries/...  webhook subscriptions (webhooks.go)
 //
 // backup is nil when the store is not the embedded one; keys is nil when
-// the server does not manage keys.
-func NewHandler(issuer neostore.APIKeyIssuer, backup Backuper, keys neostore.KeyManager, logger *slog.Logger) http.Handler {
+// the server does not manage keys; hooks is nil when it sends no webhooks.
+func NewHandler(issuer neostore.APIKeyIssuer, backup Backuper, keys neostore.KeyManager, hooks neostore.WebhookManager, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("POST /apikeys", handleCreate(issuer, logger))
 	mux.Handle("GET /apikeys", handleList(issuer, logger))
@@ -35,6 +36,13 @@ func NewHandler(issuer neostore.APIKeyIssuer, backup Backuper, keys neostore.Key
 	mux.Handle("POST /keys/master/rewrap", handleRewrap(keys, logger))
 	mux.Handle("GET /keys/master/{id}/removable", handleMasterKeyRemovable(keys, logger))
 	mux.Handle("POST /keys/tenants/{tenant}/rotate", handleRotateTenant(keys, logger))
+	mux.Handle("POST /webhooks", handleAddWebhook(hooks, logger))
+	mux.Handle("GET /webhooks", handleListWebhooks(hooks, logger))
+	mux.Handle("DELETE /webhooks/{id}", handleRemoveWebhook(hooks, logger))
+	mux.Handle("POST /webhooks/{id}/rotate-secret", handleRotateWebhookSecret(hooks, logger))
+	mux.Handle("POST /webhooks/{id}/test", handleTestWebhook(hooks, logger))
+	mux.Handle("GET /webhooks/{id}/deliveries", handleListDeliveries(hooks, logger))
+	mux.Handle("POST /deliveries/{id}/redeliver", handleRedeliver(hooks, logger))
 	return mux
 }
 

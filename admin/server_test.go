@@ -16,7 +16,7 @@ import (
 func TestNewHandler_ErrorStatus(t *testing.T) {
 	for _, code := range []string{neostore.EINVALID, neostore.EUNAUTHENTICATED, neostore.EFORBIDDEN, neostore.ENOTFOUND, neostore.ECONFLICT, neostore.EUNAVAILABLE, neostore.EINTERNAL} {
 		keys := &keyManager{err: neostore.Errorf(code, "A message.")}
-		h := admin.NewHandler(nil, nil, keys, slog.New(slog.DiscardHandler))
+		h := admin.NewHandler(nil, nil, keys, nil, slog.New(slog.DiscardHandler))
 		w := httptest.NewRecorder()
 		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/keys/master", nil))
 		if want := neostore.HTTPStatus(code); w.Code != want {

@@ -7,6 +7,7 @@
 #        SCALE=1000000 SECRETS_FOR_RSS=100000 ./bench/run.sh   every target of issue 6
 #        STORE=postgres POSTGRES_URL=postgres://user:pw@127.0.0.1/postgres ./bench/run.sh
 #        AUDIT_AB=1 ./bench/run.sh                   issue 5: audit on against off, alternating
+#        WEBHOOK_AB=1 ./bench/run.sh                 issue 14: PUT with one webhook subscription against none
 #        BEFORE=main ./bench/run.sh                  a refactor: this tree against a git rev, alternating
 #
 # What it does: builds the service, a baseline server (bench/baseline: the
@@ -63,6 +64,24 @@
 #                         issue 5's target: at most 20% at default durability).
 #                         About 4 more minutes with the defaults. Not with
 #                         POSTGRES_CREATE_DB=0 (two instances)
+#   WEBHOOK_AB=1          also a second instance, webhook: the same serve flags
+#                         plus `--webhook-allow-private --webhook-allow-insecure`,
+#                         with one subscription (`webhook add --tenant put
+#                         --events secret.updated`) delivering to a receiver on
+#                         loopback (`seed receiver`: verifies every signature,
+#                         answers 204, counts); its PUT new key runs alternate
+#                         with main's (rows "PUT new key (1 webhook)"). After
+#                         each of its runs the kit waits until the receiver has
+#                         every event (`seed drain`), so that no delivery spills
+#                         into the next run, and notes how many were pending
+#                         when wrk stopped and how long they took. A third
+#                         table, "Webhook cost", gives the PUT ratio (issue
+#                         14's target: a cost under 10%). Not with AUDIT_AB=1
+#                         or BEFORE (run them apart), nor POSTGRES_CREATE_DB=0.
+#                         WEBHOOK_SEND=off: the webhook instance restarts with
+#                         `--webhooks off` once subscribed, so that its PUTs
+#                         write their events to the outbox and nothing sends
+#                         them: the outbox's cost alone, apart from delivery's
 #   BEFORE=REV            also the service built at git rev REV (`git archive
 #                         REV` unpacked into the temporary directory, built
 #                         there, removed at exit): a second instance, before,
@@ -103,6 +122,8 @@ STORE=${STORE:-bolt}
 SCALE=${SCALE:-0}
 SECRETS_FOR_RSS=${SECRETS_FOR_RSS:-0}
 AUDIT_AB=${AUDIT_AB:-0}
+WEBHOOK_AB=${WEBHOOK_AB:-0}
+WEBHOOK_SEND=${WEBHOOK_SEND:-on}
 BEFORE=${BEFORE:-}
 SEED_CONCURRENCY=${SEED_CONCURRENCY:-64}
 EXTRA_SERVE_FLAGS="${EXTRA_SERVE_FLAGS:-} ${AUDIT:-}"
@@ -140,6 +161,18 @@ case $AUDIT_AB in
 '') AUDIT_AB=0 ;;
 *) die "AUDIT_AB=$AUDIT_AB: want 1 (or 0, the default)" ;;
 esac
+case $WEBHOOK_AB in
+0 | 1) ;;
+'') WEBHOOK_AB=0 ;;
+*) die "WEBHOOK_AB=$WEBHOOK_AB: want 1 (or 0, the default)" ;;
+esac
+case $WEBHOOK_SEND in
+on | off) ;;
+*) die "WEBHOOK_SEND=$WEBHOOK_SEND: want on (the default) or off" ;;
+esac
+if [ "$WEBHOOK_AB" = 1 ] && { [ -n "$BEFORE" ] || [ "$AUDIT_AB" = 1 ]; }; then
+	die "WEBHOOK_AB=1 with BEFORE or AUDIT_AB=1 is not supported: run them apart"
+fi
 if [ -n "$BEFORE" ] && [ "$AUDIT_AB" = 1 ]; then
 	# Four instances (audit on and off, before and after) would double the
 	# run's length and crowd the machine the ratios are measured on.
@@ -157,6 +190,9 @@ if [ "$STORE" = postgres ]; then
 	fi
 	if [ "${POSTGRES_CREATE_DB:-1}" = 0 ] && [ "$AUDIT_AB" = 1 ]; then
 		die "POSTGRES_CREATE_DB=0 gives one database: it cannot also hold AUDIT_AB's noaudit instance"
+	fi
+	if [ "${POSTGRES_CREATE_DB:-1}" = 0 ] && [ "$WEBHOOK_AB" = 1 ]; then
+		die "POSTGRES_CREATE_DB=0 gives one database: it cannot also hold WEBHOOK_AB's webhook instance"
 	fi
 	if [ "${POSTGRES_CREATE_DB:-1}" = 0 ] && [ -n "$BEFORE" ]; then
 		die "POSTGRES_CREATE_DB=0 gives one database: it cannot also hold BEFORE's instance"
@@ -269,6 +305,9 @@ SERVE_HELP=$("$BIN" serve -h 2>&1 || true)
 # has_flag NAME reports whether this build's serve has --NAME.
 has_flag() { case $SERVE_HELP in *"--$1 ("*) return 0 ;; esac; return 1; }
 
+if [ "$WEBHOOK_AB" = 1 ] && ! has_flag webhook-allow-private; then
+	die "WEBHOOK_AB=1: this build's \`serve -h\` lists no --webhook-allow-private flag"
+fi
 if [ "$AUDIT_AB" = 1 ] && ! has_flag audit-sink; then
 	die "AUDIT_AB=1: this build's \`serve -h\` lists no --audit-sink flag"
 fi
@@ -355,6 +394,7 @@ run_rep() {
 	line=$(grep '^BENCH_RESULT ' "$f" || true)
 	[ -n "$line" ] || die "no result from wrk for $name c$conns; see $f"
 	LAST_RPS=$(field rps "$line")
+	LAST_ACKED=$(($(field requests "$line") - $(field non2xx "$line")))
 	LAST_REJECTED=0
 	if [ -n "${REJECT_ABSENT:-}" ] && [ "$(field absent "$line")" != 0 ]; then
 		mv "$f" "${f%.txt}-overrun-$(date +%s%N).txt"
@@ -372,7 +412,9 @@ run_rep() {
 	NON2XX[$key]=$((NON2XX[$key] + $(field non2xx "$line")))
 	SOCKERR[$key]=$((SOCKERR[$key] + $(field sockerr "$line")))
 	ABSENT[$key]=$((ABSENT[$key] + $(field absent "$line")))
-	sleep 1
+	# A second for the machine to settle, unless the caller looks at once
+	# (NO_SETTLE=1) and settles itself.
+	[ -n "${NO_SETTLE:-}" ] || sleep 1
 }
 
 # finish_case NAME CONNS: medians of the runs, a line in summary.tsv and on
@@ -553,6 +595,36 @@ if [ "$AUDIT_AB" = 1 ]; then
 	BENCH_API_KEY=$KEY_NA_T1 "$SEED" wait -url "$NOAUDIT/api/t1/secrets/k1" -status 200 -timeout 5s
 fi
 
+if [ "$WEBHOOK_AB" = 1 ]; then
+	# The same instance as main, with one subscription on the PUT case's
+	# tenant, delivering to a receiver on loopback (the flags let it post
+	# to 127.0.0.1 over http). The signing secret goes to the receiver in a
+	# file, never on a command line.
+	new_instance webhook
+	I_EXTRA[webhook]="--webhook-allow-private --webhook-allow-insecure"
+	start_instance webhook
+	WEBHOOK_BASE=${I_BASE[webhook]}
+	KEY_WH_PUT=$(api_key webhook put)
+	RCV_PORT=$("$SEED" freeport)
+	RCV_STATS=http://127.0.0.1:$RCV_PORT/stats
+	(umask 077 && "$BIN" webhook add --data "${I_DATA[webhook]}" --tenant put --events secret.updated --name bench \
+		--url "http://127.0.0.1:$RCV_PORT/hook" 2>>"$RESULTS/logs/webhook-add.log" | head -n 1 >"$WORK/webhook.secret") ||
+		die "webhook add failed; see $RESULTS/logs/webhook-add.log"
+	grep -q '^whsec_' "$WORK/webhook.secret" || die "webhook add printed no signing secret"
+	if [ "$WEBHOOK_SEND" = off ]; then
+		stop_instance webhook
+		I_EXTRA[webhook]+=" --webhooks off"
+		start_instance webhook
+	fi
+	"$SEED" receiver -listen "127.0.0.1:$RCV_PORT" -secret-file "$WORK/webhook.secret" >>"$RESULTS/logs/receiver.log" 2>&1 &
+	RCV_PID=$!
+	PIDS+=("$RCV_PID")
+	"$SEED" wait -url "$RCV_STATS" -status 200 -timeout 30s -pid "$RCV_PID" ||
+		die "the webhook receiver did not start; see $RESULTS/logs/receiver.log"
+	WH_ACKED=0 # PUTs answered 2xx on the webhook instance: events to deliver
+	WH_LAG=""  # per run: "cCONNS pending N drained in MS ms"
+fi
+
 if [ -n "$BEFORE" ]; then
 	# main as its rev's build: its own master key (made by its own keys
 	# init, in case the format moved), the same flags and seeding. Its GET
@@ -653,6 +725,8 @@ put_rep() {
 PUT_NEW="PUT new key"
 PUT_NOAUDIT="PUT new key (audit off)"
 PUT_BEFORE="PUT new key (before)"
+PUT_WEBHOOK="PUT new key (1 webhook)"
+[ "$WEBHOOK_SEND" = on ] || PUT_WEBHOOK="PUT new key (1 webhook, not sent)"
 for c in $CONNS_LIST; do
 	for i in $(seq 1 "$REPS"); do
 		put_rep "$i"
@@ -668,12 +742,35 @@ for c in $CONNS_LIST; do
 			BENCH_MODE=put BENCH_PATH_PREFIX=/api/put/secrets/ BENCH_BODY=$PUT_BODY \
 				run_rep "$PUT_BEFORE" "$c" "$i" "$BEFORE_BASE" -H "X-API-KEY: $KEY_BF_PUT" -H "Content-Type: application/json"
 		fi
+		if [ "$WEBHOOK_AB" = 1 ]; then
+			put_rep "$i"
+			NO_SETTLE=1 BENCH_MODE=put BENCH_PATH_PREFIX=/api/put/secrets/ BENCH_BODY=$PUT_BODY \
+				run_rep "$PUT_WEBHOOK" "$c" "$i" "$WEBHOOK_BASE" -H "X-API-KEY: $KEY_WH_PUT" -H "Content-Type: application/json"
+			# Looked at as wrk stops: the events not yet delivered, and how
+			# long they take.
+			WH_ACKED=$((WH_ACKED + LAST_ACKED))
+			if [ "$WEBHOOK_SEND" = off ]; then
+				sleep 1
+				continue
+			fi
+			lag=$("$SEED" drain -url "$RCV_STATS" -want "$WH_ACKED" -timeout 5m) ||
+				die "the webhook receiver did not get every event within 5 minutes; see $RESULTS/logs"
+			WH_LAG="$WH_LAG c$c run $i: $(field pending_at_end "$lag") of $LAST_ACKED pending as wrk stopped, all delivered $(field drain_ms "$lag") ms later;"
+			log "webhook c$c run $i: $lag"
+			sleep 1
+		fi
 	done
 	finish_case "$PUT_NEW" "$c"
 	[ "$AUDIT_AB" = 0 ] || finish_case "$PUT_NOAUDIT" "$c"
 	[ -z "$BEFORE" ] || finish_case "$PUT_BEFORE" "$c"
+	[ "$WEBHOOK_AB" = 0 ] || finish_case "$PUT_WEBHOOK" "$c"
 done
 [ "$AUDIT_AB" = 0 ] || stop_instance noaudit
+if [ "$WEBHOOK_AB" = 1 ]; then
+	WH_STATS=$("$SEED" drain -url "$RCV_STATS" -want 0 | sed 's/^pending_at_end=0 drain_ms=[0-9]* //')
+	stop_instance webhook
+	stop_pid "$RCV_PID"
+fi
 [ -z "$BEFORE" ] || stop_instance before
 
 log "DELETE"
@@ -801,6 +898,25 @@ row() {
 					"$(awk -v a="$a" -v b="$b" 'BEGIN{ if (b > 0) printf "%.1f%%", (1 - a / b) * 100; else print "-" }')"
 			done
 		done
+	fi
+	if [ "$WEBHOOK_AB" = 1 ]; then
+		echo
+		echo "**Webhook cost (same run, alternating).** None: the service above, no subscription; 1 webhook: the same serve flags plus \`--webhook-allow-private --webhook-allow-insecure\`, one subscription to the PUT tenant's secret.updated events delivering to \`seed receiver\` on loopback, its runs alternating with the service's; req/s are the medians above. Issue 14's target: a cost under 10%."
+		echo
+		echo "| case | conns | none req/s | 1 webhook req/s | webhook/none | cost |"
+		echo "|---|---|---|---|---|---|"
+		for c in $CONNS_LIST; do
+			a=${RPS["$PUT_WEBHOOK|$c"]} b=${RPS["$PUT_NEW|$c"]}
+			printf '| %s | %s | %s | %s | %s | %s |\n' "$PUT_NEW" "$c" "$(thousands "$b")" "$(thousands "$a")" "$(ratio "$a" "$b")" \
+				"$(awk -v a="$a" -v b="$b" 'BEGIN{ if (b > 0) printf "%.1f%%", (1 - a / b) * 100; else print "-" }')"
+		done
+		echo
+		if [ "$WEBHOOK_SEND" = off ]; then
+			echo "- WEBHOOK_SEND=off: the webhook instance ran with \`--webhooks off\` after \`webhook add\`: its $WH_ACKED PUTs wrote their events to the outbox, and nothing sent them."
+		else
+			echo "- Delivery lag (the kit waits for every event after each webhook run):$WH_LAG"
+			echo "- Receiver at the end: $WH_STATS (every attempt verified against the Standard Webhooks signature scheme)."
+		fi
 	fi
 	if [ -n "$BEFORE" ]; then
 		echo

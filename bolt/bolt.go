@@ -12,6 +12,8 @@
 //	apikeyhashes/<hash>     id of the API key with that hash, for uniqueness
 //	audit/key, audit/cp/<node>  wrapped audit key, each node's audit checkpoint
 //	auditjournal/<node>/<seq>   audit lines of changes, until checkpointed (auditstate.go)
+//	webhooks, webhookcover, outbox, due, deliveries, dlvdue, dlvsub, dlvdone
+//	                        webhook notifications (webhook.go)
 package bolt
 
 import (
@@ -20,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -66,15 +69,14 @@ type Store struct {
 	db   *bbolt.DB
 	path string
 
-	writes   chan write    // queued writes for commitLoop
-	stop     chan struct{} // closed by Close
-	loopDone chan struct{} // closed when commitLoop has returned
-	closeMu  sync.RWMutex  // held for reading while a write is queued
-	closed   bool
+	commit   committer // the group commit (commit.go)
 	closeErr error
 	once     sync.Once
 
 	maxKeys int // Options.MaxKeysPerTenant
+
+	released     atomic.Int64 // page writes counted at the last releaseMapped
+	releaseAfter int64        // releaseAfterWrites; smaller in tests
 }
 
 var _ neostore.Store = (*Store)(nil)
@@ -96,12 +98,12 @@ func Open(path string, opts Options) (*Store, error) {
 	} else if err != nil {
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	s := &Store{db: db, path: path, writes: make(chan write, maxBatch), stop: make(chan struct{}), loopDone: make(chan struct{}), maxKeys: max(opts.MaxKeysPerTenant, 0)}
+	s := &Store{db: db, path: path, maxKeys: max(opts.MaxKeysPerTenant, 0), releaseAfter: releaseAfterWrites}
+	s.commit.idle.L = &s.commit.mu
 	if err := s.init(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("bolt: open %s: %w", path, err)
 	}
-	go s.commitLoop()
 	return s, nil
 }
 
@@ -114,10 +116,15 @@ func (s *Store) init() error {
 	}
 	defer func() { _ = tx.Rollback() }()
 
-	for _, name := range [][]byte{bucketSecrets, bucketTenantKeys, bucketMeta, bucketAPIKeys, bucketAPIKeyHashes} {
+	for _, name := range append([][]byte{bucketSecrets, bucketTenantKeys, bucketMeta, bucketAPIKeys, bucketAPIKeyHashes}, webhookBuckets...) {
 		if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 			return fmt.Errorf("create bucket %s: %w", name, err)
 		}
+	}
+	// Files written before the due index existed get it now; they stay
+	// schema 1, the new buckets are additive.
+	if err := indexExisting(tx); err != nil {
+		return fmt.Errorf("index due times: %w", err)
 	}
 	meta := tx.Bucket(bucketMeta)
 	switch v := meta.Get(metaSchema); {
@@ -132,14 +139,11 @@ func (s *Store) init() error {
 }
 
 // Close closes the file and releases its lock. It waits for running
-// transactions; calls after Close fail. Closing twice is harmless.
+// transactions and for the writes queued for the group commit, which
+// commit; calls after Close fail. Closing twice is harmless.
 func (s *Store) Close() error {
 	s.once.Do(func() {
-		s.closeMu.Lock()
-		s.closed = true
-		s.closeMu.Unlock()
-		close(s.stop)
-		<-s.loopDone
+		s.closeCommitter()
 		if err := s.db.Close(); err != nil {
 			s.closeErr = fmt.Errorf("bolt: close: %w", err)
 		}

@@ -6,7 +6,10 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -414,5 +417,72 @@ func TestStore_ReadsVersion1Records(t *testing.T) {
 	sec, err = s.GetSecret(t.Context(), "tenant", "old")
 	if err != nil || sec.Times.CreatedOn.Set || !sec.Times.UpdatedOn.At.Equal(now) {
 		t.Errorf("after a put over the version 1 record, times = %+v, %v; want CreatedOn unknown, UpdatedOn %v", sec.Times, err, now)
+	}
+}
+
+// TestOpen_IndexesSecretsOfAnOlderFile: a file written before the due index
+// existed gets every stored secret's entries when it is first opened.
+func TestOpen_IndexesSecretsOfAnOlderFile(t *testing.T) {
+	s := mustOpen(t)
+	path := s.Path()
+	ctx := t.Context()
+	put := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
+	v := neostore.Validity{NotBefore: neostore.At(put.Add(time.Hour)), ExpiresOn: neostore.At(put.Add(48 * time.Hour))}
+	sec := neostore.SealedSecret{Ciphertext: []byte("sealed"), Validity: v, Times: neostore.SecretTimes{CreatedOn: neostore.At(put), UpdatedOn: neostore.At(put)}}
+	mustDo(t, s.PutSecret(ctx, "tenant", "k", sec, neostore.Change{}))
+	mustDo(t, s.PutSecret(ctx, "tenant", "open", neostore.SealedSecret{Ciphertext: []byte("x")}, neostore.Change{}))
+	mustDo(t, s.Close())
+	// What an older build leaves: the secrets, no index.
+	rawUpdate(t, path, func(tx *bbolt.Tx) error { return tx.DeleteBucket([]byte("due")) })
+
+	s, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		t.Fatalf("re-Open: %v", err)
+	}
+	defer s.Close()
+	for _, kind := range []neostore.DueKind{neostore.DueExpires, neostore.DueActivates} {
+		es, err := s.DueEntries(ctx, kind, put.Add(-time.Hour), put.Add(100*time.Hour), 10)
+		mustDo(t, err)
+		if len(es) != 1 || es[0].Tenant != "tenant" || es[0].Key != "k" || !es[0].CreatedOn.At.Equal(put) {
+			t.Errorf("DueEntries(kind %d) after the upgrade = %+v, want the one entry of tenant/k", kind, es)
+		}
+	}
+}
+
+// BenchmarkPutSecret measures PutSecret as the PUT handler calls it, with an
+// audit entry journaled in the change's transaction, at 1 and 32
+// concurrent writers (c32 runs 32/GOMAXPROCS goroutines per P). ns/op is
+// the inverse of throughput: at c32 a commit and its fsync are shared.
+func BenchmarkPutSecret(b *testing.B) {
+	sealed := neostore.SealedSecret{Ciphertext: bytes.Repeat([]byte{0xa5}, 64)}
+	line := bytes.Repeat([]byte("x"), 300) // about an audit record's line
+	for _, conns := range []int{1, 32} {
+		b.Run("c"+strconv.Itoa(conns), func(b *testing.B) {
+			s := mustOpen(b)
+			var seq atomic.Uint64
+			b.ReportAllocs()
+			b.SetParallelism(max(conns/runtime.GOMAXPROCS(0), 1))
+			put := func() error {
+				n := seq.Add(1)
+				c := neostore.Change{Audit: &neostore.AuditEntry{Node: "n1", Seq: n, Line: line}}
+				return s.PutSecret(b.Context(), "tenant", "key-"+strconv.FormatUint(n, 10), sealed, c)
+			}
+			if conns == 1 {
+				for b.Loop() {
+					if err := put(); err != nil {
+						b.Fatal(err)
+					}
+				}
+				return
+			}
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if err := put(); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
 	}
 }

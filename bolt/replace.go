@@ -106,7 +106,12 @@ func (s *Store) ReplaceSecret(ctx context.Context, tenant, key string, old []byt
 			return nil
 		}
 		swapped = true
-		return b.Put([]byte(key), rec)
+		if err := b.Put([]byte(key), rec); err != nil {
+			return err
+		}
+		// A rotation keeps the window, so it records no event; the index
+		// follows the record all the same, whatever times it was given.
+		return reindex(tx, tenant, key, &stored, &sec)
 	})
 	if err != nil {
 		return fmt.Errorf("bolt: replace secret: %w", err)

@@ -23,14 +23,29 @@ func (s *Store) GetSecret(ctx context.Context, tenant, key string) (neostore.Sea
 
 // PutSecret stores sec under tenant and key, replacing value and validity of
 // any previous secret, and journals c's audit entry in the same
-// transaction. Concurrent puts and deletes share one commit; a nil return
-// means the write was fsync'd.
+// transaction. The same transaction moves the key's due index entries and,
+// with c.Notice, records the change's event in the outbox when a
+// subscription covers the tenant. Concurrent puts and deletes share one
+// commit; a nil return means the write was fsync'd.
 func (s *Store) PutSecret(ctx context.Context, tenant, key string, sec neostore.SealedSecret, c neostore.Change) error {
 	// Encoded once, outside the batch function, which bbolt may run twice.
 	// The fresh buffer also means the caller's slice is never stored.
 	rec := encodeSecret(sec)
 	if err := s.batchChange(ctx, c, func(tx *bbolt.Tx) error {
-		return putSecret(tx, tenant, key, keepCreatedOn(tx, tenant, key, sec, rec), s.maxKeys)
+		old, present := storedHeader(tx, tenant, key)
+		stored, r := sec, rec
+		if old != nil {
+			// A put over a secret does not make it new.
+			stored.Times.CreatedOn = old.Times.CreatedOn
+			r = encodeSecret(stored)
+		}
+		if err := putSecret(tx, tenant, key, r, s.maxKeys); err != nil {
+			return err
+		}
+		if err := reindex(tx, tenant, key, old, &stored); err != nil {
+			return err
+		}
+		return recordEvent(tx, c.Notice, neostore.EventSecretUpdated, tenant, key, sec.Validity, !present)
 	}); err != nil {
 		return fmt.Errorf("bolt: put secret: %w", err)
 	}
@@ -38,11 +53,26 @@ func (s *Store) PutSecret(ctx context.Context, tenant, key string, sec neostore.
 }
 
 // DeleteSecret removes the secret under tenant and key, journaling c's
-// audit entry with it; removing an absent one succeeds. A nil return means
-// the deletion was fsync'd.
+// audit entry with it, its due index entries and, with c.Notice, recording
+// its event; removing an absent one succeeds and records nothing. A nil
+// return means the deletion was fsync'd.
 func (s *Store) DeleteSecret(ctx context.Context, tenant, key string, c neostore.Change) error {
 	if err := s.batchChange(ctx, c, func(tx *bbolt.Tx) error {
-		return deleteSecret(tx, tenant, key)
+		old, present := storedHeader(tx, tenant, key)
+		if !present {
+			return nil
+		}
+		if err := deleteSecret(tx, tenant, key); err != nil {
+			return err
+		}
+		if err := reindex(tx, tenant, key, old, nil); err != nil {
+			return err
+		}
+		var v neostore.Validity
+		if old != nil {
+			v = old.Validity
+		}
+		return recordEvent(tx, c.Notice, neostore.EventSecretDeleted, tenant, key, v, false)
 	}); err != nil {
 		return fmt.Errorf("bolt: delete secret: %w", err)
 	}
@@ -86,25 +116,23 @@ func (s *Store) ListSecretKeys(ctx context.Context, tenant string) ([]string, er
 	return listSecretKeys(tx, tenant), nil
 }
 
-// keepCreatedOn returns rec, the record of sec, or, when a secret is stored
-// under the key already, a record of sec with the stored secret's
-// CreatedOn: a put over a secret does not make it new. A stored record
-// that does not decode is replaced as it is.
-func keepCreatedOn(tx *bbolt.Tx, tenant, key string, sec neostore.SealedSecret, rec []byte) []byte {
+// storedHeader returns the header of the secret stored under the key (nil
+// when none is, or when its record does not decode: such a record is
+// replaced or deleted as it is) and whether a record is stored at all.
+func storedHeader(tx *bbolt.Tx, tenant, key string) (*neostore.SealedSecret, bool) {
 	b := tx.Bucket(bucketSecrets).Bucket([]byte(tenant))
 	if b == nil {
-		return rec
+		return nil, false
 	}
 	data := b.Get([]byte(key))
 	if data == nil {
-		return rec
+		return nil, false
 	}
 	old, _, err := decodeHeader(data)
 	if err != nil {
-		return rec
+		return nil, true
 	}
-	sec.Times.CreatedOn = old.Times.CreatedOn
-	return encodeSecret(sec)
+	return &old, true
 }
 
 // ListSecretAttributes returns the attributes of tenant's secrets in

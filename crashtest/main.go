@@ -9,6 +9,7 @@
 //
 //	go run ./crashtest -cycles 100              # builds the binary itself
 //	go run ./crashtest -bin ./neostore-secrets -duration 10m -seed 42
+//	go run ./crashtest -cycles 30 -webhook        # and every event delivered (webhook.go)
 //
 // The seed (printed) fixes the kill moments and the writers' choices of key
 // and operation; the interleaving with the server is still the machine's.
@@ -58,6 +59,7 @@ type config struct {
 	readyTimeout  time.Duration // bound on a restart; past it the restart failed
 	serveArgs     string        // extra serve flags, space-separated
 	keep          bool          // keep the work directory (it is kept anyway on a fault)
+	webhook       webhookConfig
 }
 
 func parseConfig(args []string, stderr io.Writer) (config, error) {
@@ -78,6 +80,11 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.readyTimeout, "ready-timeout", 30*time.Second, "how long a restart may take before it counts as failed")
 	fs.StringVar(&c.serveArgs, "serve-args", "", "extra serve flags, space-separated (e.g. \"--audit-durability group\")")
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (data, master key, server log)")
+	fs.BoolVar(&c.webhook.on, "webhook", false, "subscribe a Standard Webhooks receiver to every tenant and check that every acknowledged change's event is delivered")
+	fs.DurationVar(&c.webhook.drain, "webhook-drain", 90*time.Second, "-webhook: how long to wait after the last restart for the last deliveries (a dead process's leases must expire first)")
+	fs.Float64Var(&c.webhook.busyShare, "webhook-busy", 0.05, "-webhook: share of first attempts the receiver answers 503 with Retry-After: 1")
+	fs.DurationVar(&c.webhook.maxDelay, "webhook-delay", 20*time.Millisecond, "-webhook: the receiver answers after a random delay up to this long")
+	fs.Float64Var(&c.webhook.quietShare, "webhook-quiet", 0.3, "-webhook: share of cycles whose writers stop halfway to the kill, so that it lands on deliveries alone")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -90,6 +97,8 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 		return c, errors.New("want 0 <= -min-kill <= -max-kill")
 	case c.deleteShare < 0 || c.deleteShare > 1 || c.recoveryKills < 0 || c.recoveryKills > 1:
 		return c, errors.New("-delete-share and -recovery-kills are shares between 0 and 1")
+	case c.webhook.busyShare < 0 || c.webhook.busyShare > 1 || c.webhook.quietShare < 0 || c.webhook.quietShare > 1 || c.webhook.maxDelay < 0:
+		return c, errors.New("-webhook-busy and -webhook-quiet are shares between 0 and 1, -webhook-delay at least 0")
 	}
 	if c.seed == 0 {
 		c.seed = uint64(time.Now().UnixNano())
@@ -115,7 +124,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		cfg.seed, cfg.seed, cfg.writers, cfg.keysPerWriter, cfg.freshKeys, cfg.minKill, cfg.maxKill, dir)
 	started := time.Now()
 	runErr := d.run(ctx)
-	faulty := runErr != nil || d.t.faults() > 0
+	faulty := runErr != nil || d.t.faults() > 0 || (d.hooks != nil && d.hooks.result.faults() > 0)
 	d.printTotals(time.Since(started))
 	const shown = 30
 	for i, f := range d.evidence {
@@ -178,6 +187,7 @@ type driver struct {
 	t                    totals
 	evidence             []string
 	finalVerify          string
+	hooks                *hooks // -webhook only
 }
 
 // mainTenant is the tenant every cycle writes; each cycle also writes a
@@ -215,6 +225,12 @@ func (d *driver) run(ctx context.Context) error {
 	if err := d.createAPIKey(ctx, mainTenant); err != nil {
 		return err
 	}
+	if d.cfg.webhook.on {
+		if err := d.subscribe(ctx); err != nil {
+			return err
+		}
+		defer d.hooks.rcv.Close()
+	}
 
 	rng := rand.New(rand.NewPCG(d.cfg.seed, 0))
 	started := time.Now()
@@ -229,6 +245,10 @@ func (d *driver) run(ctx context.Context) error {
 		if err := d.cycle(ctx, n, rng); err != nil {
 			return err
 		}
+	}
+	if d.hooks != nil {
+		d.drainWebhooks(ctx)
+		d.webhookEvidence(ctx)
 	}
 	return d.finish(ctx)
 }
@@ -268,7 +288,11 @@ func (d *driver) cycle(ctx context.Context, n int, rng *rand.Rand) error {
 		}
 		active = append(slices.Clone(active), d.addKeys(fresh, d.cfg.writers*d.cfg.freshKeys)...)
 	}
-	w := d.write(ctx, n, active, killAt)
+	stopAt := killAt
+	if d.hooks != nil && rng.Float64() < d.cfg.webhook.quietShare {
+		stopAt = killAt / 2 // the kill lands on deliveries alone
+	}
+	w := d.write(ctx, n, active, stopAt, killAt)
 	d.t.puts += w.puts
 	d.t.deletes += w.deletes
 	d.t.inFlight += w.inFlight
@@ -312,9 +336,16 @@ func (d *driver) cycle(ctx context.Context, n int, rng *rand.Rand) error {
 	d.t.readErrors += readErrs
 	d.t.listMismatches += mismatches
 
-	fmt.Fprintf(d.out, "cycle %3d: kill at %6s: puts %4d deletes %4d in flight %d errors %d; bolt %s; verify %s;%s restart %s; keys ok %d lost %d revived %d corrupt %d read errors %d list mismatches %d\n",
+	webhooks := ""
+	if d.hooks != nil {
+		webhooks = d.hooks.progress()
+		if stopAt < killAt {
+			webhooks += " (writes stopped at " + stopAt.Round(time.Millisecond).String() + ")"
+		}
+	}
+	fmt.Fprintf(d.out, "cycle %3d: kill at %6s: puts %4d deletes %4d in flight %d errors %d; bolt %s; verify %s;%s restart %s; keys ok %d lost %d revived %d corrupt %d read errors %d list mismatches %d%s\n",
 		n, killAt.Round(time.Millisecond), w.puts, w.deletes, w.inFlight, w.errors, boltResult, verify, recovery,
-		took.Round(time.Millisecond), v[verdictOK], v[verdictLost], v[verdictRevived], v[verdictCorrupt], readErrs, mismatches)
+		took.Round(time.Millisecond), v[verdictOK], v[verdictLost], v[verdictRevived], v[verdictCorrupt], readErrs, mismatches, webhooks)
 	return nil
 }
 
@@ -324,6 +355,9 @@ func (d *driver) cycle(ctx context.Context, n int, rng *rand.Rand) error {
 func (d *driver) serveArgs() []string {
 	args := []string{"serve", "--listen", "127.0.0.1:0", "--data", d.data, "--master-key-file", d.masterKey,
 		"--metrics-listen", "off", "--node-id", "crashtest"}
+	if d.cfg.webhook.on {
+		args = append(args, webhookServeArgs...)
+	}
 	return append(args, strings.Fields(d.cfg.serveArgs)...)
 }
 
@@ -364,11 +398,11 @@ type writeStats struct {
 	puts, deletes, inFlight, errors int
 }
 
-// write runs the writers on keys until killAt, kills the server with
-// SIGKILL and returns when every writer has seen its last request fail.
-// Writer w owns the keys whose index modulo the number of writers is w.
-func (d *driver) write(ctx context.Context, cycle int, keys []*keyModel, killAt time.Duration) writeStats {
-	var killed atomic.Bool
+// write runs the writers on keys until stopAt, kills the server with
+// SIGKILL at killAt and returns when every writer has seen its last request
+// fail. Writer w owns the keys whose index modulo the number of writers is w.
+func (d *driver) write(ctx context.Context, cycle int, keys []*keyModel, stopAt, killAt time.Duration) writeStats {
+	var killed, stopped atomic.Bool
 	base := d.srv.base // d.srv goes at the kill, while writers still run
 	transport := &http.Transport{MaxIdleConnsPerHost: d.cfg.writers}
 	defer transport.CloseIdleConnections()
@@ -384,7 +418,7 @@ func (d *driver) write(ctx context.Context, cycle int, keys []*keyModel, killAt 
 			for i := w; i < len(keys); i += d.cfg.writers {
 				own = append(own, keys[i])
 			}
-			for !killed.Load() && ctx.Err() == nil {
+			for !killed.Load() && !stopped.Load() && ctx.Err() == nil {
 				m := own[rng.IntN(len(own))]
 				del := rng.Float64() < d.cfg.deleteShare
 				outcome := int64(absent)
@@ -412,8 +446,17 @@ func (d *driver) write(ctx context.Context, cycle int, keys []*keyModel, killAt 
 			}
 		})
 	}
+	waited := time.Duration(0)
+	if stopAt < killAt {
+		select {
+		case <-time.After(stopAt):
+		case <-ctx.Done():
+		}
+		stopped.Store(true)
+		waited = stopAt
+	}
 	select {
-	case <-time.After(killAt):
+	case <-time.After(killAt - waited):
 	case <-ctx.Done():
 	}
 	killed.Store(true)
@@ -645,6 +688,9 @@ func (d *driver) printTotals(took time.Duration) {
 	row("bbolt check failures", t.boltFailures)
 	row("audit verify after kill ok/torn/failed", fmt.Sprintf("%d/%d/%d", t.verify[verifyOK], t.verify[verifyTorn], t.verify[verifyFailed]))
 	row("after a clean stop", d.finalVerify)
+	if d.hooks != nil {
+		d.printWebhookTotals(row)
+	}
 	if len(t.restarts) > 0 {
 		s := slices.Clone(t.restarts)
 		slices.Sort(s)

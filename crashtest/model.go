@@ -23,6 +23,16 @@ type keyModel struct {
 	acked    int64   // outcome of the last acknowledged operation: a version, or absent
 	inFlight []int64 // outcomes of operations sent after it and not acknowledged, in order
 	issued   int64   // highest version ever sent for this key
+	// ops is every operation ever sent for the key, in order, for the
+	// webhook check (webhook.go): unlike inFlight, settle keeps it.
+	ops []sentOp
+}
+
+// sentOp is one operation sent for a key: a PUT or a DELETE, answered 204
+// or not.
+type sentOp struct {
+	del   bool
+	acked bool
 }
 
 // nextVersion returns the version the next PUT of the key writes.
@@ -33,13 +43,17 @@ func (m *keyModel) nextVersion() int64 {
 
 // send records that an operation with this outcome (a version for a PUT,
 // absent for a DELETE) is about to be sent.
-func (m *keyModel) send(outcome int64) { m.inFlight = append(m.inFlight, outcome) }
+func (m *keyModel) send(outcome int64) {
+	m.inFlight = append(m.inFlight, outcome)
+	m.ops = append(m.ops, sentOp{del: outcome == absent})
+}
 
 // ack records that the operation sent last was acknowledged: everything
 // sent before it is settled by it.
 func (m *keyModel) ack() {
 	m.acked = m.inFlight[len(m.inFlight)-1]
 	m.inFlight = m.inFlight[:0]
+	m.ops[len(m.ops)-1].acked = true
 }
 
 // verdict is the checker's judgement of what a key holds after a restart.

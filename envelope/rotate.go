@@ -16,12 +16,14 @@ import (
 )
 
 // Store is what a Rotator needs of storage: every tenant's data key and
-// secrets, and the key-check record. neostore.Store implements it.
+// secrets, the key-check record, the audit key and the webhook
+// subscriptions' signing secrets. neostore.Store implements it.
 type Store interface {
 	neostore.SecretStore
 	neostore.TenantKeyStore
 	neostore.KeyCheckStore
 	neostore.AuditStateStore
+	WebhookSecretStore
 	ListTenants(ctx context.Context) ([]string, error)
 }
 
@@ -68,15 +70,17 @@ func (r *Rotator) MasterKeys(ctx context.Context) ([]neostore.MasterKey, error) 
 		keys[i].TenantKeys = u.tenantKeys[keys[i].ID]
 		keys[i].KeyCheck = u.keyCheck.ok && u.keyCheck.id == keys[i].ID
 		keys[i].AuditKey = u.auditKey.ok && u.auditKey.id == keys[i].ID
+		keys[i].WebhookSecrets = u.webhookSecrets[keys[i].ID]
 	}
 	return keys, nil
 }
 
 // masterUsage is which master key wraps what, by ciphertext prefix.
 type masterUsage struct {
-	tenantKeys map[uint32]int
-	keyCheck   keyRef
-	auditKey   keyRef
+	tenantKeys     map[uint32]int
+	keyCheck       keyRef
+	auditKey       keyRef
+	webhookSecrets map[uint32]int
 }
 
 type keyRef struct {
@@ -85,7 +89,7 @@ type keyRef struct {
 }
 
 func (r *Rotator) usage(ctx context.Context) (masterUsage, error) {
-	u := masterUsage{tenantKeys: map[uint32]int{}}
+	u := masterUsage{tenantKeys: map[uint32]int{}, webhookSecrets: map[uint32]int{}}
 	tenants, err := r.store.ListTenants(ctx)
 	if err != nil {
 		return u, fmt.Errorf("envelope: list tenants: %w", err)
@@ -112,6 +116,17 @@ func (r *Rotator) usage(ctx context.Context) (masterUsage, error) {
 	} else if neostore.ErrorCode(err) != neostore.ENOTFOUND {
 		return u, fmt.Errorf("envelope: read audit key: %w", err)
 	}
+	subs, err := r.webhooks(ctx)
+	if err != nil {
+		return u, err
+	}
+	for _, sub := range subs {
+		for _, s := range sub.Secrets {
+			if id, ok := prefixKeyID(s.Sealed); ok {
+				u.webhookSecrets[id]++
+			}
+		}
+	}
 	return u, nil
 }
 
@@ -137,7 +152,8 @@ func prefixKeyID(ciphertext []byte) (uint32, bool) {
 
 // ReloadMaster re-reads the master keyset file and uses it from then on.
 // The new keyset must open the key-check record and hold every master key
-// that still wraps a tenant key, the key-check record or the audit key;
+// that still wraps a tenant key, a webhook signing secret, the key-check
+// record or the audit key;
 // else it is refused with EINVALID and the keyset in use is kept.
 func (r *Rotator) ReloadMaster(ctx context.Context) ([]neostore.MasterKey, error) {
 	m := r.master
@@ -165,6 +181,11 @@ func (r *Rotator) ReloadMaster(ctx context.Context) ([]neostore.MasterKey, error
 			return nil, neostore.Errorf(neostore.EINVALID, "The new master keyset lacks key %d, which still wraps %d tenant data keys. The keyset in use is kept.", id, n)
 		}
 	}
+	for id, n := range u.webhookSecrets {
+		if !next.has(id) {
+			return nil, neostore.Errorf(neostore.EINVALID, "The new master keyset lacks key %d, which still seals %d webhook signing secrets. The keyset in use is kept.", id, n)
+		}
+	}
 	for _, ref := range []struct {
 		what string
 		keyRef
@@ -177,8 +198,8 @@ func (r *Rotator) ReloadMaster(ctx context.Context) ([]neostore.MasterKey, error
 	return r.MasterKeys(ctx)
 }
 
-// Rewrap wraps every tenant data key, the key-check record and the audit key
-// anew under the primary master key. What the primary already wraps is left
+// Rewrap wraps every tenant data key, every webhook signing secret, the
+// key-check record and the audit key anew under the primary master key. What the primary already wraps is left
 // alone, so a re-run after an interruption only finishes the work. The data
 // keys themselves do not change, so nothing is sealed anew and no node
 // needs to unwrap again. It fails, changing nothing, when the master keyset
@@ -218,7 +239,8 @@ func (r *Rotator) Rewrap(ctx context.Context) (neostore.RewrapReport, error) {
 	if err != nil {
 		return rep, fmt.Errorf("envelope: seal audit key anew: %w", err)
 	}
-	return rep, nil
+	rep.WebhookSecrets, err = r.resealWebhookSecrets(ctx, k)
+	return rep, err
 }
 
 // rewrapTenant wraps tenant's data key anew under k's primary unless it is
@@ -286,8 +308,8 @@ func (r *Rotator) reseal(ctx context.Context, k *masterKeys, label string,
 }
 
 // CheckMasterKeyRemoval reports whether master key id could leave the
-// keyset: every tenant data key, the key-check record and the audit key must
-// open under the keyset without it. It decrypts rather than trusting
+// keyset: every tenant data key, webhook signing secret, the key-check
+// record and the audit key must open under the keyset without it. It decrypts rather than trusting
 // ciphertext prefixes, so the answer holds whatever prefix the keys use.
 func (r *Rotator) CheckMasterKeyRemoval(ctx context.Context, id uint32) error {
 	k := r.master.current()
@@ -325,13 +347,28 @@ func (r *Rotator) CheckMasterKeyRemoval(ctx context.Context, id uint32) error {
 	if n > 0 {
 		dependents = append(dependents, fmt.Sprintf("%d tenant data keys", n))
 	}
+	subs, err := r.webhooks(ctx)
+	if err != nil {
+		return err
+	}
+	n = 0
+	for _, sub := range subs {
+		for _, s := range sub.Secrets {
+			if dependsOn(k.aead, without, s.Sealed, webhookSecretAD(sub.ID)) {
+				n++
+			}
+		}
+	}
+	if n > 0 {
+		dependents = append(dependents, fmt.Sprintf("%d webhook signing secrets", n))
+	}
 	record, err := r.store.GetKeyCheck(ctx)
-	if err == nil && dependsOn(k.aead, without, record, labelKeyCheck) {
+	if err == nil && dependsOn(k.aead, without, record, []byte(labelKeyCheck)) {
 		dependents = append(dependents, "the key-check record")
 	} else if err != nil && neostore.ErrorCode(err) != neostore.ENOTFOUND {
 		return fmt.Errorf("envelope: read key-check record: %w", err)
 	}
-	if wrapped, err := r.store.GetAuditKey(ctx); err == nil && dependsOn(k.aead, without, wrapped, labelAuditKey) {
+	if wrapped, err := r.store.GetAuditKey(ctx); err == nil && dependsOn(k.aead, without, wrapped, []byte(labelAuditKey)) {
 		dependents = append(dependents, "the audit key")
 	} else if err != nil && neostore.ErrorCode(err) != neostore.ENOTFOUND {
 		return fmt.Errorf("envelope: read audit key: %w", err)
@@ -343,12 +380,12 @@ func (r *Rotator) CheckMasterKeyRemoval(ctx context.Context, id uint32) error {
 }
 
 // dependsOn reports whether ciphertext opens under full but not without.
-func dependsOn(full, without tink.AEAD, ciphertext []byte, label string) bool {
-	if pt, err := without.Decrypt(ciphertext, []byte(label)); err == nil {
+func dependsOn(full, without tink.AEAD, ciphertext, ad []byte) bool {
+	if pt, err := without.Decrypt(ciphertext, ad); err == nil {
 		clear(pt)
 		return false
 	}
-	pt, err := full.Decrypt(ciphertext, []byte(label))
+	pt, err := full.Decrypt(ciphertext, ad)
 	clear(pt)
 	return err == nil
 }

@@ -900,3 +900,20 @@ func mustSecretPut(t *testing.T, tenant, key, value string) neostore.SecretPut {
 	}
 	return p
 }
+
+// memStore keeps no webhook subscriptions: the Rotator's handling of
+// their signing secrets is tested on a real store (webhookrewrap_test.go).
+
+func (s *memStore) ListWebhooks(context.Context) ([]neostore.WebhookSubscription, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return nil, s.err
+}
+
+func (s *memStore) GetWebhook(context.Context, string) (neostore.WebhookSubscription, error) {
+	return neostore.WebhookSubscription{}, neostore.ErrWebhookNotFound
+}
+
+func (s *memStore) UpdateWebhook(context.Context, neostore.WebhookSubscription) error {
+	return neostore.ErrWebhookNotFound
+}

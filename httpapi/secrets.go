@@ -138,7 +138,7 @@ func handlePutSecret(out *responder, secrets *neostore.SecretService, limits bod
 			out.error(w, r, err)
 			return
 		}
-		if err := secrets.Put(r.Context(), put, change); err != nil {
+		if err := secrets.Put(r.Context(), put, noticed(r, change)); err != nil {
 			out.error(w, r, err)
 			return
 		}
@@ -160,12 +160,20 @@ func handleDeleteSecret(out *responder, secrets *neostore.SecretService) http.Ha
 			out.error(w, r, err)
 			return
 		}
-		if err := secrets.Delete(r.Context(), tenant, key, change); err != nil {
+		if err := secrets.Delete(r.Context(), tenant, key, noticed(r, change)); err != nil {
 			out.error(w, r, err)
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)
 	})
+}
+
+// noticed returns c asking the store to record the change's webhook event
+// with it: a fresh event id and the request's trace id. The service fills
+// in the time by its clock, the same instant it stores as UpdatedOn.
+func noticed(r *http.Request, c neostore.Change) neostore.Change {
+	c.Notice = &neostore.ChangeNotice{EventID: neostore.NewEventID(), TraceID: requestStateFrom(r.Context()).traceID()}
+	return c
 }
 
 // validateTenant and validateTenantAndKey check the path parameters before

@@ -1,7 +1,7 @@
 // Package metrics exposes the service's Prometheus metrics: requests by
 // route pattern, method and status with their latency, authentication
 // failures by reason, rate-limit rejections, store operation latency,
-// dropped audit records, build info and the Go runtime. Labels come from
+// dropped audit records, webhook deliveries, build info and the Go runtime. Labels come from
 // fixed vocabularies only: never a tenant id, key name, credential or value,
 // which would leak secrets into a monitoring system and explode cardinality.
 package metrics
@@ -29,6 +29,11 @@ type Metrics struct {
 	storeErrors *prometheus.CounterVec
 	connRefused *prometheus.CounterVec
 	connEvicted *prometheus.CounterVec
+
+	webhookAttempts *prometheus.CounterVec
+	webhookPending  prometheus.Gauge
+	webhookOldest   prometheus.Gauge
+	webhookDisabled prometheus.Gauge
 }
 
 // New returns a registry with the Go runtime and process collectors, build
@@ -70,8 +75,25 @@ func New() *Metrics {
 			Name: "neostore_connections_evicted_total",
 			Help: "Idle keep-alive connections closed to make room for a new one at a connection limit, by listener.",
 		}, []string{"listener"}),
+		webhookAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "neostore_webhook_deliveries_total",
+			Help: "Webhook delivery attempts made by this node, by outcome: delivered (2xx), retry (tried again later), failed (final), disabled (410 Gone: the endpoint is disabled).",
+		}, []string{"outcome"}),
+		webhookPending: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "neostore_webhook_pending_deliveries",
+			Help: "Webhook deliveries waiting for an attempt, in the whole store, as of this node's last pass.",
+		}),
+		webhookOldest: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "neostore_webhook_oldest_pending_age_seconds",
+			Help: "Age of the oldest pending webhook delivery (0 when none), as of this node's last pass.",
+		}),
+		webhookDisabled: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "neostore_webhook_disabled_endpoints",
+			Help: "Webhook subscriptions disabled because their endpoint answered 410 Gone.",
+		}),
 	}
 	m.registry.MustRegister(m.requests, m.latency, m.authFails, m.rateLimited, m.storeOps, m.storeErrors, m.connRefused, m.connEvicted,
+		m.webhookAttempts, m.webhookPending, m.webhookOldest, m.webhookDisabled,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
 	return m
 }
@@ -125,3 +147,25 @@ func (m *Metrics) GaugeFunc(name, help string, f func() float64) {
 func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{Registry: m.registry})
 }
+
+// webhookOutcomes are the outcome labels of neostore_webhook_deliveries_total;
+// anything else is counted as "other", so that the label stays bounded.
+var webhookOutcomes = map[string]bool{"delivered": true, "retry": true, "failed": true, "disabled": true}
+
+// WebhookAttempt counts a webhook delivery attempt by its outcome.
+func (m *Metrics) WebhookAttempt(outcome string) {
+	if !webhookOutcomes[outcome] {
+		outcome = "other"
+	}
+	m.webhookAttempts.WithLabelValues(outcome).Inc()
+}
+
+// WebhookPending sets how many webhook deliveries are pending and the age
+// of the oldest.
+func (m *Metrics) WebhookPending(count int, oldest time.Duration) {
+	m.webhookPending.Set(float64(count))
+	m.webhookOldest.Set(oldest.Seconds())
+}
+
+// WebhookDisabledEndpoints sets how many subscriptions are disabled.
+func (m *Metrics) WebhookDisabledEndpoints(count int) { m.webhookDisabled.Set(float64(count)) }

@@ -15,7 +15,18 @@
 //
 // Every write is one statement (an upsert, a conditional update or an
 // insert with ON CONFLICT DO NOTHING), so there are no multi-statement
-// transactions to retry and no torn records across nodes.
+// transactions to retry and no torn records across nodes. The exceptions
+// are a put under a per-tenant quota and the advance of the webhook due
+// cursor, each one short transaction.
+//
+// Webhook notifications (migrations/0004_webhooks.sql, webhook.go):
+// webhook_subscriptions, webhook_outbox (change events, written by the
+// put's or delete's own statement), webhook_due_cursor (one row, locked
+// NOWAIT by the node that scans), webhook_deliveries (leased with FOR
+// UPDATE SKIP LOCKED; a lease is an owner and an end time of the caller's
+// clock). The index of due times is two partial indexes of secrets. The
+// outbox's seq is an identity column (a sequence), and SKIP LOCKED and
+// NOWAIT need a recent CockroachDB.
 //
 // # Faults
 //

@@ -60,31 +60,84 @@ var fixtures = map[int]fixture{
 	1: {seed: seedVersion1, check: func(t *testing.T, s *Store) {
 		checkVersion1(t, s)
 		checkTimesUnknown(t, s)
+		checkDueIndexed(t, s)
 	}},
 	2: {seed: seedVersion2, check: func(t *testing.T, s *Store) {
 		checkVersion2(t, s)
 		checkTimesUnknown(t, s)
 	}},
 	3: {
+		seed: seedVersion3,
+		check: func(t *testing.T, s *Store) {
+			checkVersion3(t, s)
+			checkDueIndexed(t, s)
+		},
+	},
+	4: {
 		seed: func(t *testing.T, conn *pgx.Conn) {
-			seedVersion2(t, conn)
+			seedVersion3(t, conn)
 			_, err := conn.Exec(t.Context(), `
+				INSERT INTO webhook_subscriptions (id, name, tenant, url, events, leads_ns, secrets_sealed, secrets_expires_at_ns, created_at_ns, disabled_at_ns)
+					VALUES ('wh_1', 'ops', 'acme', 'https://hooks.example.com/x', ARRAY['secret.expiring'], ARRAY[86400000000000],
+					        ARRAY['\x5e'::bytea], ARRAY[NULL::bigint], 1740832496123456789, NULL);
+				INSERT INTO webhook_deliveries (id, subscription_id, event, state, attempts, created_at_ns, next_attempt_at_ns,
+				                                last_attempt_at_ns, last_status, last_error, finished_at_ns)
+					VALUES ('dlv_1', 'wh_1', '{"id":"msg_1","type":"secret.expiring","timestamp":"2025-03-01T12:34:56.123456789Z","tenant":"acme","key":"db-password"}',
+					        'pending', 0, 1740832496123456789, 1740832496123456789, NULL, 0, '', NULL);
+			`)
+			if err != nil {
+				t.Fatalf("seed version 4: %v", err)
+			}
+		},
+		check: func(t *testing.T, s *Store) {
+			checkVersion3(t, s)
+			w, err := s.GetWebhook(t.Context(), "wh_1")
+			if err != nil || w.Tenant != "acme" || len(w.Leads) != 1 || w.Leads[0] != 24*time.Hour || len(w.Secrets) != 1 || !w.CreatedAt.Equal(fixtureTime) {
+				t.Errorf("GetWebhook = %+v, %v; want the seeded wh_1", w, err)
+			}
+			d, err := s.GetDelivery(t.Context(), "dlv_1")
+			if err != nil || d.Event.ID != "msg_1" || d.State != neostore.DeliveryPending || !d.NextAttemptAt.Equal(fixtureTime) {
+				t.Errorf("GetDelivery = %+v, %v; want the seeded dlv_1", d, err)
+			}
+		},
+	},
+}
+
+// seedVersion3 plants version 1 to 3 data.
+func seedVersion3(t *testing.T, conn *pgx.Conn) {
+	seedVersion2(t, conn)
+	_, err := conn.Exec(t.Context(), `
 				INSERT INTO secrets (tenant, key, ciphertext, not_before_s, not_before_ns, expires_on_s, expires_on_ns,
 				                     created_on_s, created_on_ns, updated_on_s, updated_on_ns)
 					VALUES ('acme', 'timed', '\x01', NULL, NULL, NULL, NULL, 1735787045, 6000, 1740832496, 123456789);
 			`)
-			if err != nil {
-				t.Fatalf("seed version 3: %v", err)
-			}
-		},
-		check: func(t *testing.T, s *Store) {
-			checkVersion2(t, s)
-			sec, err := s.GetSecret(t.Context(), "acme", "timed")
-			if err != nil || !sec.Times.CreatedOn.At.Equal(fixtureCreated) || !sec.Times.UpdatedOn.At.Equal(fixtureTime) {
-				t.Errorf("GetSecret(timed) = %+v, %v; want created %v, updated %v", sec, err, fixtureCreated, fixtureTime)
-			}
-		},
-	},
+	if err != nil {
+		t.Fatalf("seed version 3: %v", err)
+	}
+}
+
+func checkVersion3(t *testing.T, s *Store) {
+	checkVersion2(t, s)
+	sec, err := s.GetSecret(t.Context(), "acme", "timed")
+	if err != nil || !sec.Times.CreatedOn.At.Equal(fixtureCreated) || !sec.Times.UpdatedOn.At.Equal(fixtureTime) {
+		t.Errorf("GetSecret(timed) = %+v, %v; want created %v, updated %v", sec, err, fixtureCreated, fixtureTime)
+	}
+}
+
+// checkDueIndexed checks what migration 4 gave the secrets stored before
+// it: db-password's expiry, and its NotBefore (its put time is unknown),
+// enter the due index; a secret without a window does not.
+func checkDueIndexed(t *testing.T, s *Store) {
+	for _, c := range []struct {
+		kind neostore.DueKind
+		at   time.Time
+	}{{neostore.DueExpires, fixtureTime}, {neostore.DueActivates, fixtureYearOne}} {
+		es, err := s.DueEntries(t.Context(), c.kind, fixtureYearOne.Add(-time.Nanosecond), time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC), 10)
+		if err != nil || len(es) != 1 || es[0].Tenant != "acme" || es[0].Key != "db-password" || !es[0].At.Equal(c.at) ||
+			!es[0].Validity.ExpiresOn.At.Equal(fixtureTime) {
+			t.Errorf("DueEntries(kind %d) after migration 4 = %+v, %v; want db-password at %v", c.kind, es, err, c.at)
+		}
+	}
 }
 
 // seedVersion2 plants version 1 and 2 data.
@@ -306,7 +359,7 @@ func TestMigrate_ConcurrentOnEmptyDatabase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := "api_keys audit_checkpoints audit_key audit_log key_check schema_migrations secrets tenant_keys"; strings.Join(tables, " ") != want {
+	if want := "api_keys audit_checkpoints audit_key audit_log key_check schema_migrations secrets tenant_keys webhook_deliveries webhook_due_cursor webhook_outbox webhook_subscriptions"; strings.Join(tables, " ") != want {
 		t.Errorf("tables = %q, want %q", tables, want)
 	}
 }

@@ -11,21 +11,48 @@ import (
 	"github.com/neostore/neostore-secrets"
 )
 
-// upsertSecret stores a secret, replacing value, window and updated time of
-// any previous one in the same statement. created_on is not in the SET
-// list: a put over a row keeps it. Its arguments are upsertArgs.
-const upsertSecret = `INSERT INTO secrets (tenant, key, ciphertext, ` + timesColumns + `)
+// putSecret is one put, in ONE statement (one round trip): the upsert of
+// the secret, which keeps created_on on a conflict and returns whether it
+// inserted the row (xmax = 0), and, when the caller passed a notice ($12
+// not NULL) and an enabled subscription covers the tenant, the change's
+// event in the outbox, in the same statement and so the same transaction.
+// Without subscriptions the outbox insert finds nothing to do. The due
+// index needs no statement: it is two partial indexes of secrets (0004).
+// Its arguments are putArgs.
+const putSecret = `WITH up AS (
+	INSERT INTO secrets (tenant, key, ciphertext, ` + timesColumns + `)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
 	ON CONFLICT (tenant, key) DO UPDATE SET
 		ciphertext = excluded.ciphertext,
 		not_before_s = excluded.not_before_s, not_before_ns = excluded.not_before_ns,
 		expires_on_s = excluded.expires_on_s, expires_on_ns = excluded.expires_on_ns,
-		updated_on_s = excluded.updated_on_s, updated_on_ns = excluded.updated_on_ns`
+		updated_on_s = excluded.updated_on_s, updated_on_ns = excluded.updated_on_ns
+	RETURNING (xmax = 0) AS created
+)
+INSERT INTO webhook_outbox (id, type, at_ns, tenant, key, trace_id, created, not_before_s, not_before_ns, expires_on_s, expires_on_ns)
+SELECT $12::text, 'secret.updated', $13::bigint, $1, $2, $14::text, up.created, $4, $5, $6, $7 FROM up
+WHERE $12::text IS NOT NULL AND ` + coveredSQL
 
-func upsertArgs(tenant, key string, sec neostore.SealedSecret) []any {
+// coveredSQL is true when an enabled subscription covers tenant $1: a
+// probe of a partial index over a small table.
+const coveredSQL = `EXISTS (SELECT 1 FROM webhook_subscriptions WHERE tenant IN ($1, '*') AND disabled_at_ns IS NULL)`
+
+// putArgs are putSecret's arguments: $1-$11 the row, $12-$14 the notice
+// (NULL without one).
+func putArgs(tenant, key string, sec neostore.SealedSecret, n *neostore.ChangeNotice) []any {
 	nb, eo := encodeBound(sec.Validity.NotBefore), encodeBound(sec.Validity.ExpiresOn)
 	co, uo := encodeBound(sec.Times.CreatedOn), encodeBound(sec.Times.UpdatedOn)
-	return []any{tenant, key, nonNil(sec.Ciphertext), nb.s, nb.ns, eo.s, eo.ns, co.s, co.ns, uo.s, uo.ns}
+	id, at, trace := noticeArgs(n)
+	return []any{tenant, key, nonNil(sec.Ciphertext), nb.s, nb.ns, eo.s, eo.ns, co.s, co.ns, uo.s, uo.ns, id, at, trace}
+}
+
+// noticeArgs are a notice's id, time and trace id, all NULL without one.
+func noticeArgs(n *neostore.ChangeNotice) (id *string, at *int64, trace *string) {
+	if n == nil {
+		return nil, nil, nil
+	}
+	ns := nanos(n.At)
+	return &n.EventID, &ns, &n.TraceID
 }
 
 // GetSecret returns the sealed secret stored under tenant and key, or
@@ -118,7 +145,8 @@ func (s *Store) ChangeJournal() neostore.ChangeJournal { return nil }
 
 // PutSecret stores sec under tenant and key, replacing value and window of
 // any previous secret in one statement, so that no reader on any node sees
-// the value of one put with the window of another. A nil return means the
+// the value of one put with the window of another; the same statement
+// records c.Notice's event (putSecret). A nil return means the
 // transaction committed (durable as far as the server's synchronous_commit
 // promises).
 func (s *Store) PutSecret(ctx context.Context, tenant, key string, sec neostore.SealedSecret, c neostore.Change) error {
@@ -131,9 +159,9 @@ func (s *Store) PutSecret(ctx context.Context, tenant, key string, sec neostore.
 	}
 	defer cancel()
 	if s.maxKeys > 0 {
-		return s.putWithinQuota(ctx, tenant, key, sec)
+		return s.putWithinQuota(ctx, tenant, key, sec, c.Notice)
 	}
-	_, err = s.pool.Exec(ctx, upsertSecret, upsertArgs(tenant, key, sec)...)
+	_, err = s.pool.Exec(ctx, putSecret, putArgs(tenant, key, sec, c.Notice)...)
 	if err != nil {
 		return s.fail(ctx, "put secret", err)
 	}
@@ -148,7 +176,7 @@ const quotaLockClass = 0x6e73 // "ns"
 // putWithinQuota is PutSecret under Options.MaxKeysPerTenant: the tenant's
 // lock, then the count and the upsert in one transaction, so that two
 // nodes putting new keys at once cannot both take the last place.
-func (s *Store) putWithinQuota(ctx context.Context, tenant, key string, sec neostore.SealedSecret) error {
+func (s *Store) putWithinQuota(ctx context.Context, tenant, key string, sec neostore.SealedSecret, n *neostore.ChangeNotice) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1, hashtext($2))", quotaLockClass, tenant); err != nil {
 			return err
@@ -163,7 +191,7 @@ func (s *Store) putWithinQuota(ctx context.Context, tenant, key string, sec neos
 		if full {
 			return neostore.ErrTenantFull
 		}
-		_, err = tx.Exec(ctx, upsertSecret, upsertArgs(tenant, key, sec)...)
+		_, err = tx.Exec(ctx, putSecret, putArgs(tenant, key, sec, n)...)
 		return err
 	})
 	if errors.Is(err, neostore.ErrTenantFull) {
@@ -174,8 +202,22 @@ func (s *Store) putWithinQuota(ctx context.Context, tenant, key string, sec neos
 	return nil
 }
 
-// DeleteSecret removes the secret under tenant and key; removing an absent
-// one succeeds. Like PutSecret it refuses a Change with records. A nil return means the deletion committed.
+// deleteSecret is one delete in one statement: the row (and so its due
+// index entries) and, when the caller passed a notice ($3 not NULL), a row
+// was deleted and an enabled subscription covers the tenant, the change's
+// event with the deleted window.
+const deleteSecret = `WITH del AS (
+	DELETE FROM secrets WHERE tenant = $1 AND key = $2
+	RETURNING not_before_s, not_before_ns, expires_on_s, expires_on_ns
+)
+INSERT INTO webhook_outbox (id, type, at_ns, tenant, key, trace_id, created, not_before_s, not_before_ns, expires_on_s, expires_on_ns)
+SELECT $3::text, 'secret.deleted', $4::bigint, $1, $2, $5::text, FALSE, del.not_before_s, del.not_before_ns, del.expires_on_s, del.expires_on_ns
+FROM del WHERE $3::text IS NOT NULL AND ` + coveredSQL + "\n"
+
+// DeleteSecret removes the secret under tenant and key, with its event
+// (c.Notice), in one statement; removing an absent one
+// succeeds and records nothing. Like PutSecret it refuses a Change with
+// records. A nil return means the deletion committed.
 func (s *Store) DeleteSecret(ctx context.Context, tenant, key string, c neostore.Change) error {
 	if c.Records() {
 		return neostore.ErrChangeRecords
@@ -185,7 +227,8 @@ func (s *Store) DeleteSecret(ctx context.Context, tenant, key string, c neostore
 		return fmt.Errorf("postgres: delete secret: %w", err)
 	}
 	defer cancel()
-	if _, err := s.pool.Exec(ctx, "DELETE FROM secrets WHERE tenant = $1 AND key = $2", tenant, key); err != nil {
+	id, at, trace := noticeArgs(c.Notice)
+	if _, err := s.pool.Exec(ctx, deleteSecret, tenant, key, id, at, trace); err != nil {
 		return s.fail(ctx, "delete secret", err)
 	}
 	return nil

@@ -2,7 +2,7 @@
 # The whole test suite, as CI runs it: formatting, vet, staticcheck, every
 # test with the race detector, a bounded run of every fuzz target, and a
 # bounded crash test.
-# Usage: ./scripts/test.sh        (FUZZTIME=10s, CRASH_CYCLES=30 by default)
+# Usage: ./scripts/test.sh        (FUZZTIME=10s, CRASH_CYCLES=30, CRASH_WEBHOOK_CYCLES=8 by default)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -51,5 +51,13 @@ crash_bin=$(mktemp -d)
 trap 'rm -rf "$crash_bin"' EXIT
 go build -o "$crash_bin/neostore-secrets" ./cmd/neostore-secrets
 go run ./crashtest -bin "$crash_bin/neostore-secrets" -cycles "${CRASH_CYCLES:-30}"
+
+echo "== crash test with webhooks (${CRASH_WEBHOOK_CYCLES:-8} cycles, about 75 s)"
+# The same kills with a subscription delivering to a Standard Webhooks
+# receiver in the driver: after the last restart every acknowledged change's
+# event must arrive, duplicates only under one webhook-id, every signature
+# valid (crashtest/webhook.go). Most of the time is the wait for the last
+# deliveries: a killed process's leases hold them for 60 s.
+go run ./crashtest -bin "$crash_bin/neostore-secrets" -cycles "${CRASH_WEBHOOK_CYCLES:-8}" -webhook
 
 echo "== all tests passed"

@@ -104,6 +104,12 @@ func TestCopy_BoltToPostgres(t *testing.T) {
 	if len(keys) != 1 || !keys[0].RevokedAt.Set {
 		t.Errorf("revocation not carried over: %+v", keys)
 	}
+	// The copy goes through PutSecret, so the target's due index holds
+	// every copied expiry (7 windows in each of 3 tenants).
+	due, err := dst.DueEntries(ctx, neostore.DueExpires, time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC), 100)
+	if err != nil || len(due) != 21 {
+		t.Errorf("due index of the target = %d entries, %v; want 21", len(due), err)
+	}
 
 	t.Run("SafeToRerun", func(t *testing.T) {
 		if err := src.PutSecret(ctx, "tenant-0", "added-later", neostore.SealedSecret{Ciphertext: []byte("new")}, neostore.Change{}); err != nil {

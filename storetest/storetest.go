@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) neostore.Store) {
 		{"Replace", replaceCases},
 		{"APIKey", apiKeyCases},
 		{"AuditState", auditStateCases},
+		{"Webhook", webhookCases},
 		{"Store", storeCases},
 	}
 	for _, g := range groups {

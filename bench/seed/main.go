@@ -18,6 +18,12 @@
 //	seed pgdb create URL | drop URL
 //	              creates a database with a fresh name on URL's server and
 //	              prints its URL; drops such a database.
+//	seed receiver -secret-file FILE [-listen ADDR]
+//	              a webhook endpoint at /hook that verifies (Standard Webhooks,
+//	              package webhooktest), answers 204 and counts; GET /stats.
+//	seed drain    -url STATS-URL -want N [-timeout D]
+//	              waits until the receiver has N events and prints how many
+//	              were pending at the first look and how long they took.
 //
 // Keys are named P0, P1, ... (no padding), which the kit's delete script
 // relies on. Nothing here prints an API key.
@@ -61,7 +67,7 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("want a command: put, wait, ready, freeport or pgdb")
+		return errors.New("want a command: put, wait, ready, freeport, pgdb, receiver or drain")
 	}
 	switch args[0] {
 	case "put":
@@ -74,6 +80,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return runFreePort(stdout)
 	case "pgdb":
 		return runPGDB(ctx, args[1:], stdout)
+	case "receiver":
+		return runReceiver(ctx, args[1:], stdout, stderr)
+	case "drain":
+		return runDrain(ctx, args[1:], stdout, stderr)
 	}
 	return fmt.Errorf("unknown command %q", args[0])
 }
@@ -223,8 +233,18 @@ func put(ctx context.Context, client *http.Client, u, apiKey, body string) error
 	return nil
 }
 
+// adminConcurrency bounds the API-key requests in flight on the admin socket.
+const adminConcurrency = 16
+
 // issueKeys issues one read-write API key per tenant over the admin socket.
 func issueKeys(ctx context.Context, dataDir string, tenants []string, concurrency int) ([]string, error) {
+	// The admin socket serves 64 connections at most (serve's
+	// maxAdminConnections) and the client keeps 2 idle ones (net/http's
+	// default), so 64 workers close and reopen connections, a new one can
+	// arrive before the server has counted an old one's close, and the
+	// server refuses it: SECRETS_FOR_RSS=1000000 (1,000 tenants) failed so
+	// at the default concurrency of 64 ("connection reset by peer").
+	concurrency = min(concurrency, adminConcurrency)
 	client, err := admin.Dial(dataDir)
 	if err != nil {
 		return nil, fmt.Errorf("admin socket: %w", err)

@@ -48,6 +48,9 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		ShutdownGrace: 5 * time.Second,
 		logOut:        stderr,
 		Observe:       observabilityConfig{MetricsListen: "127.0.0.1:0"}, // a free port: dev must not clash with a real server
+		// dev is a loopback playground: webhooks may go to a receiver on
+		// this machine over plain HTTP (README, Notifications).
+		Webhooks: webhookConfig{AllowInsecure: true, AllowPrivate: true},
 	}
 	return serve(ctx, cfg, master, logger, func(n *node) error {
 		key, _, err := n.keys.Create(ctx, neostore.NewAPIKey{
@@ -70,8 +73,12 @@ Try it:
 
 Web console: %[1]s/ui/ (sign in with the API key above)
 Prometheus metrics: http://%[4]s/metrics
+Data directory, for the apikey and webhook commands (webhooks may go to http and loopback here):
+
+  --data %[5]s
+
 Press Ctrl-C to stop.
-`, base, devTenant, key, n.metricsAddr)
+`, base, devTenant, key, n.metricsAddr, cfg.DataDir)
 		return nil
 	})
 }

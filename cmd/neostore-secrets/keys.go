@@ -24,7 +24,7 @@ const keysUsage = `usage: neostore-secrets keys <command> [flags]
   list           list the master keys (ids, status, primary; never key material)
   rotate         add a new primary key to the master keyset file, and reload the server on --data
   reload         make the server on --data re-read its master key file (as SIGHUP does)
-  rewrap         wrap every tenant data key anew under the primary master key, online
+  rewrap         wrap every tenant data key (and webhook signing secret) anew under the primary master key, online
   remove         remove an old master key from the file once nothing depends on it
   rotate-tenant  give a tenant a new data key and seal its secrets anew, online
 
@@ -197,7 +197,7 @@ func printMasterKeys(w io.Writer, keys []neostore.MasterKey, usage, asJSON bool)
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	if usage {
-		fmt.Fprintln(tw, "ID\tSTATUS\tPRIMARY\tTENANT KEYS\tKEY CHECK\tAUDIT KEY")
+		fmt.Fprintln(tw, "ID\tSTATUS\tPRIMARY\tTENANT KEYS\tWEBHOOK SECRETS\tKEY CHECK\tAUDIT KEY")
 	} else {
 		fmt.Fprintln(tw, "ID\tSTATUS\tPRIMARY")
 	}
@@ -207,7 +207,7 @@ func printMasterKeys(w io.Writer, keys []neostore.MasterKey, usage, asJSON bool)
 			primary = "primary"
 		}
 		if usage {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%s\t%s\n", k.ID, k.Status, primary, k.TenantKeys, yesNo(k.KeyCheck), yesNo(k.AuditKey))
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%s\t%s\n", k.ID, k.Status, primary, k.TenantKeys, k.WebhookSecrets, yesNo(k.KeyCheck), yesNo(k.AuditKey))
 		} else {
 			fmt.Fprintf(tw, "%d\t%s\t%s\n", k.ID, k.Status, primary)
 		}
@@ -330,6 +330,9 @@ func runKeysRewrap(ctx context.Context, args []string, getenv func(string) strin
 		}
 		if rep.AuditKeyResealed {
 			fmt.Fprint(stdout, "; audit key sealed anew")
+		}
+		if rep.WebhookSecrets > 0 {
+			fmt.Fprintf(stdout, "; %d webhook signing secrets sealed anew", rep.WebhookSecrets)
 		}
 		fmt.Fprintln(stdout)
 		return nil

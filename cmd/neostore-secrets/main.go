@@ -67,6 +67,8 @@ commands:
   apikey create   issue an API key for a tenant
   apikey list     list API keys (never the keys themselves)
   apikey revoke   revoke an API key at once
+  webhook add|list|remove|rotate-secret|test|deliveries|redeliver
+                  signed notifications of secret changes and expiries (see webhook help)
   audit verify    check the audit trail's chain: reports the first altered, removed, inserted or reordered record, or a cut tail
   audit search    find audit records by tenant, key, principal, operation and time
   migrate         apply the PostgreSQL schema migrations
@@ -100,6 +102,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runKeys(ctx, rest, getenv, stdout, stderr)
 	case "apikey":
 		return runAPIKey(ctx, rest, getenv, stdout, stderr)
+	case "webhook":
+		return runWebhook(ctx, rest, getenv, stdout, stderr)
 	case "audit":
 		return runAudit(ctx, rest, getenv, stdout, stderr)
 	case "migrate":

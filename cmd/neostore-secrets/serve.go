@@ -28,6 +28,7 @@ import (
 	"github.com/neostore/neostore-secrets/postgres"
 	"github.com/neostore/neostore-secrets/ratelimit"
 	"github.com/neostore/neostore-secrets/tlsconfig"
+	"github.com/neostore/neostore-secrets/webhook"
 )
 
 // serveConfig is the configuration of `serve`. The zero value of each field
@@ -49,6 +50,7 @@ type serveConfig struct {
 	Observe       observabilityConfig
 	Limits        limitsConfig
 	UI            uiConfig
+	Webhooks      webhookConfig
 
 	logOut io.Writer // where the logger writes; the access log goes there too
 }
@@ -71,6 +73,7 @@ func (c *serveConfig) register(fs *flag.FlagSet) {
 	c.Observe.register(fs)
 	c.Limits.register(fs)
 	c.UI.register(fs)
+	c.Webhooks.register(fs)
 }
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -188,6 +191,9 @@ func (cfg *serveConfig) check(logger *slog.Logger) error {
 		return usageError("serve: --max-keys-per-tenant must be 0 (unlimited) or more")
 	}
 	cfg.Store.maxKeysPerTenant = cfg.Limits.MaxKeysPerTenant
+	if err := cfg.Webhooks.check(); err != nil {
+		return err
+	}
 	if cfg.MaxValueBytes <= 0 || cfg.MaxValueBytes > 512<<10 {
 		return usageError("serve: --max-value-bytes must be between 1 and 524288")
 	}
@@ -214,7 +220,11 @@ type deps struct {
 	auditor   neostore.Auditor // trail, or nil
 	keyMgr    neostore.KeyManager
 	limiter   *ratelimit.Limiter
-	now       func() time.Time
+
+	dispatcher *webhook.Dispatcher     // nil when this node sends none (--webhooks off)
+	hookObs    *webhookObserver        // the dispatcher's observer
+	webhooks   neostore.WebhookManager // audited
+	now        func() time.Time
 
 	closers []func()
 }
@@ -275,7 +285,17 @@ func openDeps(ctx context.Context, cfg serveConfig, master *envelope.Master, log
 		return nil, err
 	}
 	d.sealer = envelope.NewSealer(master, d.store)
-	d.secrets = neostore.NewSecretService(d.store, d.sealer, d.now)
+	var secretStore neostore.SecretStore = d.store
+	if cfg.Webhooks.on() {
+		d.hookObs = newWebhookObserver(d.metrics)
+		d.dispatcher = webhook.New(webhook.Options{
+			Store: d.store, Opener: master, Now: d.now, Owner: cfg.Audit.nodeID(),
+			AllowInsecure: cfg.Webhooks.AllowInsecure, AllowPrivate: cfg.Webhooks.AllowPrivate,
+			RetryFor: cfg.Webhooks.retryFor(), Observer: d.hookObs, Logger: logger,
+		})
+		secretStore = notifyingStore{Store: d.store, notify: d.dispatcher.Notify}
+	}
+	d.secrets = neostore.NewSecretService(secretStore, d.sealer, d.now)
 	if d.trail, d.auditor, err = openTrail(ctx, cfg.Audit, cfg.DataDir, cfg.Store, d.store, pg, master, logger); err != nil {
 		return nil, err
 	}
@@ -283,6 +303,11 @@ func openDeps(ctx context.Context, cfg serveConfig, master *envelope.Master, log
 		d.onClose(func() { d.trail.Close() }) // after the servers have drained
 	}
 	d.keyMgr = admin.AuditedKeys(envelope.NewRotator(d.sealer, d.store), d.auditor, d.now)
+	opts := webhook.ManagerOptions{Store: d.store, Sealer: master, AllowInsecure: cfg.Webhooks.AllowInsecure, Now: d.now}
+	if d.dispatcher != nil {
+		opts.Dispatcher, opts.Notify = d.dispatcher, d.dispatcher.Notify
+	}
+	d.webhooks = admin.AuditedWebhooks(webhook.NewManager(opts), d.auditor, webhook.NewSubscriptionID, d.now)
 	d.limiter = cfg.Observe.limiter()
 	return d, nil
 }
@@ -372,7 +397,7 @@ func bindListeners(cfg serveConfig, d *deps, logger *slog.Logger) (*listeners, e
 	}
 	// No WriteTimeout: a backup or a rewrap may take longer than any bound.
 	l.adminSrv = &http.Server{
-		Handler:           admin.NewHandler(admin.Audited(d.keys, d.auditor, d.now), d.backup, d.keyMgr, logger),
+		Handler:           admin.NewHandler(admin.Audited(d.keys, d.auditor, d.now), d.backup, d.keyMgr, d.webhooks, logger),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       60 * time.Second,
@@ -417,6 +442,16 @@ func startBackground(cfg serveConfig, d *deps, logger *slog.Logger) (stop func()
 	onSIGHUP(ctx, &background, reloadCertificates(d.certs, logger), reloadMaster(d.master, d.keyMgr, logger))
 	if d.limiter != nil {
 		every(ctx, &background, time.Minute, func(context.Context) { d.limiter.Sweep() })
+	}
+	if d.dispatcher != nil {
+		// Receivers are outside: a failing one fills the queue and the
+		// metrics, never /readyz. The dispatcher's attempts end with ctx.
+		d.hookObs.auditDisabled(ctx, &background, d.store, d.auditor, d.now, logger)
+		background.Go(func() {
+			if err := d.dispatcher.Run(ctx); err != nil && ctx.Err() == nil {
+				logger.Error("webhook dispatcher stopped", "err", err)
+			}
+		})
 	}
 	if cfg.Store.shared() {
 		// A key created or revoked on another node takes effect here within

@@ -1,0 +1,319 @@
+package webhook
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/neostore/neostore-secrets"
+)
+
+// SecretOpener opens a subscription's sealed signing secret (envelope.Master
+// implements it, with associated data naming the subscription). The secret
+// it returns is the serialized "whsec_..." form (raw key bytes are accepted
+// too, see SigningKey).
+type SecretOpener interface {
+	OpenSigningSecret(subscriptionID string, sealed []byte) ([]byte, error)
+}
+
+// Observer is told what the dispatcher does, for metrics. Its methods are
+// called from several goroutines and must not block.
+type Observer interface {
+	// Attempt is told the result of every delivery attempt.
+	Attempt(r Result)
+	// Pending is told, after a pass, how many deliveries are pending and
+	// the age of the oldest (0 when none).
+	Pending(count int, oldest time.Duration)
+	// DisabledEndpoints is told, after a pass, how many subscriptions are
+	// disabled (they answered 410 Gone).
+	DisabledEndpoints(count int)
+}
+
+// nopObserver is the Observer of Options without one.
+type nopObserver struct{}
+
+func (nopObserver) Attempt(Result)              {}
+func (nopObserver) Pending(int, time.Duration)  {}
+func (nopObserver) DisabledEndpoints(count int) {}
+
+// Options configure a Dispatcher. The zero value of each optional field
+// means its documented default.
+type Options struct {
+	// Store keeps the subscriptions, the outbox, the due index and the
+	// deliveries. Required.
+	Store neostore.WebhookStore
+	// Opener opens the sealed signing secrets. Required.
+	Opener SecretOpener
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// Owner names this node in delivery leases; New appends a random boot
+	// nonce, so that a restarted node does not mistake its predecessor's
+	// leases for its own. Default "node".
+	Owner string
+	// AllowInsecure lets http:// endpoints be used. Danger: the messages
+	// are signed but not encrypted, and can be read on the way.
+	AllowInsecure bool
+	// AllowPrivate lets endpoints resolve to loopback, private, CGNAT,
+	// link-local and unique-local addresses. Danger: anyone who can add a
+	// subscription can then make this server post to internal services.
+	AllowPrivate bool
+	// RetryFor is how long after its creation a delivery is retried.
+	// Default 24h.
+	RetryFor time.Duration
+	// Timeout bounds one attempt. Default 10s.
+	Timeout time.Duration
+	// TLSConfig is the client's TLS configuration, for receivers under a
+	// private CA. Default: the system's roots.
+	TLSConfig *tls.Config
+	// Jitter draws the random part of a retry's wait: a duration in
+	// [0, d]. Default uniform; tests inject their own.
+	Jitter func(d time.Duration) time.Duration
+	// Observer is told outcomes and queue sizes. Default: nothing is told.
+	Observer Observer
+	// Logger gets the dispatcher's log. Default slog.Default(). It never
+	// sees a value, a signing secret or an endpoint URL.
+	Logger *slog.Logger
+}
+
+// The dispatcher's fixed figures.
+const (
+	leaseFor       = 60 * time.Second // a delivery's lease: far above an attempt's timeout
+	maxInFlight    = 16               // attempts at once, in all
+	maxPerEndpoint = 4                // attempts at once to one subscription
+	pollEvery      = 250 * time.Millisecond
+	keepFinished   = 7 * 24 * time.Hour // delivered and failed deliveries are kept this long
+	purgeEvery     = time.Hour
+	outboxBatch    = 256
+	dueBatch       = 1000
+	// idleAdvance is how far the due cursor may lag when nothing falls
+	// due, so that an idle scan is a read, not a write.
+	idleAdvance = time.Minute
+)
+
+// Dispatcher moves events from the store to the endpoints. Every node runs
+// one; the store's leases and cursor share the work among them.
+type Dispatcher struct {
+	store     neostore.WebhookStore
+	opener    SecretOpener
+	now       func() time.Time
+	owner     string
+	retryFor  time.Duration
+	jitter    func(time.Duration) time.Duration
+	observer  Observer
+	log       *slog.Logger
+	sender    *sender
+	wake      chan struct{}
+	slots     chan struct{} // maxInFlight tokens
+	wg        sync.WaitGroup
+	mu        sync.Mutex
+	endpoints map[string]chan struct{} // per subscription, maxPerEndpoint tokens
+	lastPurge time.Time
+	dueBatch  int // dueBatch; smaller in tests
+}
+
+// New returns a Dispatcher; Run starts it.
+func New(opts Options) *Dispatcher {
+	d := &Dispatcher{
+		store:     opts.Store,
+		opener:    opts.Opener,
+		now:       opts.Now,
+		retryFor:  opts.RetryFor,
+		jitter:    opts.Jitter,
+		observer:  opts.Observer,
+		log:       opts.Logger,
+		wake:      make(chan struct{}, 1),
+		slots:     make(chan struct{}, maxInFlight),
+		endpoints: map[string]chan struct{}{},
+		dueBatch:  dueBatch,
+	}
+	if d.now == nil {
+		d.now = time.Now
+	}
+	if d.retryFor <= 0 {
+		d.retryFor = DefaultRetryFor
+	}
+	if d.jitter == nil {
+		d.jitter = fullJitter
+	}
+	if d.observer == nil {
+		d.observer = nopObserver{}
+	}
+	if d.log == nil {
+		d.log = slog.Default()
+	}
+	owner := opts.Owner
+	if owner == "" {
+		owner = "node"
+	}
+	nonce := make([]byte, 6)
+	_, _ = rand.Read(nonce) // crypto/rand.Read does not fail
+	d.owner = owner + "/" + hex.EncodeToString(nonce)
+	timeout := opts.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	d.sender = newSender(timeout, opts.AllowPrivate, opts.AllowInsecure, opts.TLSConfig, d.now)
+	return d
+}
+
+// Owner returns the name this dispatcher's leases carry.
+func (d *Dispatcher) Owner() string { return d.owner }
+
+// Notify wakes Run at once, for a change just committed on this node. It
+// never blocks.
+func (d *Dispatcher) Notify() {
+	select {
+	case d.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Run fans out, scans and delivers until ctx is done, polling at most
+// every 250 ms when idle and at once after Notify. Store faults are logged
+// and retried at the next pass. It returns nil once ctx is done and the
+// attempts in flight have ended; an attempt cut short is not recorded, and
+// its lease lets another node (or the next start) send it again.
+func (d *Dispatcher) Run(ctx context.Context) error {
+	defer d.wg.Wait()
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-d.wake:
+		case <-timer.C:
+		}
+		busy, err := d.pass(ctx)
+		if err != nil && ctx.Err() == nil {
+			d.log.Warn("webhook: dispatcher pass failed", "err", err, "code", neostore.ErrorCode(err))
+		}
+		wait := pollEvery
+		if busy {
+			wait = 0
+		}
+		timer.Reset(wait)
+	}
+}
+
+// Step makes one pass (fan-out, due scan, one lease of deliveries and
+// their attempts, purge) and returns when its attempts have ended: the
+// dispatcher of tests that drive the clock.
+func (d *Dispatcher) Step(ctx context.Context) error {
+	_, err := d.pass(ctx)
+	d.wg.Wait()
+	return err
+}
+
+// pass makes one pass; it reports whether there was more work than a pass
+// takes, so that Run goes on at once.
+func (d *Dispatcher) pass(ctx context.Context) (busy bool, err error) {
+	now := d.now()
+	subs, err := d.store.ListWebhooks(ctx)
+	if err != nil {
+		return false, fmt.Errorf("webhook: list subscriptions: %w", err)
+	}
+	var errs []error
+	short, err := d.scan(ctx, now, subs)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	more, err := d.fanOut(ctx, subs)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	pending, err := d.housekeep(ctx, subs)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	leased := false
+	if pending != 0 { // -1 when unknown
+		if leased, err = d.deliver(ctx, subs); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return short || more || leased, errors.Join(errs...)
+}
+
+// housekeep tells the observer the queue's figures, purges old finished
+// deliveries now and then, and returns how many deliveries are pending (-1
+// when the store could not say), so that a pass with none leases nothing.
+func (d *Dispatcher) housekeep(ctx context.Context, subs []neostore.WebhookSubscription) (int, error) {
+	now := d.now()
+	disabled := 0
+	for _, s := range subs {
+		if s.DisabledAt.Set {
+			disabled++
+		}
+	}
+	d.observer.DisabledEndpoints(disabled)
+	n, oldest, err := d.store.PendingDeliveries(ctx)
+	if err != nil {
+		return -1, fmt.Errorf("webhook: count pending: %w", err)
+	}
+	age := time.Duration(0)
+	if oldest.Set && now.After(oldest.At) {
+		age = now.Sub(oldest.At)
+	}
+	d.observer.Pending(n, age)
+	if !d.lastPurge.IsZero() && now.Sub(d.lastPurge) < purgeEvery && !now.Before(d.lastPurge) {
+		return n, nil
+	}
+	d.lastPurge = now
+	if _, err := d.store.PurgeDeliveries(ctx, now.Add(-keepFinished)); err != nil {
+		return n, fmt.Errorf("webhook: purge deliveries: %w", err)
+	}
+	return n, nil
+}
+
+// SendTest sends sub a webhook.test message at once, signed like any
+// other, and returns its outcome; nothing is stored. It is sent even to a
+// disabled subscription, so that an operator can see the endpoint is back.
+func (d *Dispatcher) SendTest(ctx context.Context, sub neostore.WebhookSubscription) (Outcome, error) {
+	now := d.now()
+	keys, err := d.keys(sub, now)
+	if err != nil {
+		return Outcome{}, err
+	}
+	id, err := NewEventID()
+	if err != nil {
+		return Outcome{}, err
+	}
+	body, err := testPayload(sub.ID, now)
+	if err != nil {
+		return Outcome{}, err
+	}
+	o := d.sender.send(ctx, sub.URL, id, now, body, keys)
+	d.log.Info("webhook: test sent", "subscription", sub.ID, "result", o.Result, "status", o.Status, "error", o.Error)
+	return o, nil
+}
+
+// keys opens sub's live signing secrets, the current one first.
+func (d *Dispatcher) keys(sub neostore.WebhookSubscription, now time.Time) ([][]byte, error) {
+	var keys [][]byte
+	for _, s := range sub.Secrets {
+		if s.ExpiresAt.Set && !now.Before(s.ExpiresAt.At) {
+			continue
+		}
+		plain, err := d.opener.OpenSigningSecret(sub.ID, s.Sealed)
+		if err != nil {
+			return nil, fmt.Errorf("webhook: open signing secret of %s: %w", sub.ID, err)
+		}
+		k, err := SigningKey(plain)
+		clear(plain)
+		if err != nil {
+			return nil, fmt.Errorf("webhook: signing secret of %s: %w", sub.ID, err)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("webhook: subscription %s has no live signing secret", sub.ID)
+	}
+	return keys, nil
+}
