@@ -4,12 +4,17 @@
 // Verify. It never sees a secret value or a credential: neostore.AuditRecord
 // has no field that could hold one.
 //
-// A Trail has one writer goroutine. Callers of Audit encode their record,
-// queue it and wait; the writer takes everything queued, assigns sequence
+// Records are written by leader-based group commit, as database WAL
+// writers do. Callers of Audit encode their record and queue it; the first
+// caller to find nobody writing becomes the leader: on its own goroutine it
+// takes everything queued (its own record among it), assigns sequence
 // numbers, chains and seals the lines in that order, writes them and syncs
-// once for all of them (group commit), then releases the callers. Nothing
-// waits for a batch to fill: a lone record is written at once, and a batch
-// forms only from records that arrive while the previous sync runs.
+// once for all of them, and releases their callers. Records that queued
+// while it wrote are handed to the trail's writer goroutine, which writes
+// them the same way until the queue is empty, so that no caller writes
+// more than one batch of others' records. A lone record thus costs no
+// hand-off between goroutines, and under load records still share one
+// write and one fsync. Nothing waits for a batch to fill.
 //
 // A line reads
 //
@@ -28,6 +33,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -36,10 +42,11 @@ import (
 )
 
 // Where the parts of a trail live: the callers' side (Audit, the queue,
-// Close) here; the writer goroutine and the chain state it owns in
-// writer.go; the stall watchdog in watchdog.go; durability modes in
-// durability.go; resuming a chain and writing the journal back in
-// recovery.go; checkpoints in checkpoint.go; errors in errors.go.
+// leading a batch, the writer goroutine, Close) here; the chain state and
+// what the holder of the write lock does with it in writer.go; the stall
+// watchdog in watchdog.go; durability modes in durability.go; resuming a
+// chain and writing the journal back in recovery.go; checkpoints in
+// checkpoint.go; errors in errors.go.
 
 // Defaults of Config.
 const (
@@ -78,11 +85,13 @@ type Config struct {
 	// CheckpointInterval is the least time between two checkpoints; default
 	// DefaultCheckpointInterval. Negative saves after every sync (tests).
 	CheckpointInterval time.Duration
-	// StallTimeout is how long the writer may spend on one batch (a hung
-	// disk, a sink that never returns) before the callers waiting for it
-	// are refused with EUNAVAILABLE and the trail reports unhealthy;
-	// default DefaultStallTimeout. It bounds every Audit call without a
-	// timer per call.
+	// StallTimeout is how long the writer may spend on one batch or one
+	// background fsync (a hung disk, a sink that never returns) before the
+	// callers waiting for it are refused with EUNAVAILABLE, new records are
+	// refused at once and the trail reports unhealthy; default
+	// DefaultStallTimeout. It bounds every Audit call without a timer per
+	// call, except the leader's whose own sink call hangs: that one
+	// returns when the sink does.
 	StallTimeout time.Duration
 	// Journal, the store's neostore.Store.ChangeJournal, when set makes
 	// the trail a neostore.ChangeAuditor under WriteSync: the record of a
@@ -112,13 +121,26 @@ type Trail struct {
 	now        func() time.Time
 	journal    neostore.ChangeJournal
 
-	// The callers' side of the queue: sends happen under mu held for
-	// reading, so that Close (holding it for writing) knows none is left.
+	// Callers queue and lead under mu held for reading, so that Close
+	// (holding it for writing) knows no leader is left.
 	mu     sync.RWMutex
 	closed bool
-	queue  chan *request
-	quit   chan struct{}
-	done   chan struct{} // closed when the writer, the watchdog and the checkpoint saver ended
+
+	// The queue. qmu guards pending and leading; leading is set while a
+	// leader or the writer goroutine owns the queue: only the owner takes
+	// records from it, and it hands the queue back (leading false) only
+	// when it finds the queue empty.
+	qmu       sync.Mutex
+	pending   []*request
+	leading   bool
+	queueSize int
+	// wlock, a channel so that a leader can give up waiting for it, is
+	// held by whoever touches the chain state in w: a leader, or the
+	// writer goroutine.
+	wlock chan struct{}
+	kick  chan struct{} // hands the queue to the writer goroutine
+	quit  chan struct{}
+	done  chan struct{} // closed when the writer, the watchdog and the checkpoint saver ended
 
 	// Safe for concurrent use by themselves.
 	dropped atomic.Uint64
@@ -127,8 +149,8 @@ type Trail struct {
 	head    publishedHead
 	dog     *watchdog
 
-	// w is the writer goroutine's: no other goroutine touches it after
-	// Open, except through its atomic unhealthy flag.
+	// w is touched only under wlock after Open, except through its atomic
+	// unhealthy flag.
 	w *writer
 }
 
@@ -163,7 +185,9 @@ func Open(cfg Config) (*Trail, error) {
 		failOpen:   cfg.FailOpen,
 		now:        cfg.Now,
 		journal:    cfg.Journal,
-		queue:      make(chan *request, cfg.QueueSize),
+		queueSize:  cfg.QueueSize,
+		wlock:      make(chan struct{}, 1),
+		kick:       make(chan struct{}, 1),
 		quit:       make(chan struct{}),
 		done:       make(chan struct{}),
 		dog:        newWatchdog(cfg.StallTimeout, cfg.Now, cfg.Logger, cfg.NodeID),
@@ -177,8 +201,6 @@ func Open(cfg Config) (*Trail, error) {
 		now:        cfg.Now,
 		log:        cfg.Logger,
 		sealer:     newSealer(cfg.Key),
-		queue:      t.queue,
-		quit:       t.quit,
 		dog:        t.dog,
 		published:  &t.head,
 		ckEvery:    cfg.CheckpointInterval,
@@ -187,6 +209,7 @@ func Open(cfg Config) (*Trail, error) {
 		return nil, err
 	}
 	w.setHead()
+	w.newTimers()
 	w.ckSeq = w.seq
 	w.syncedSeq, w.syncedHead = w.seq, w.head
 	t.w = w
@@ -197,7 +220,7 @@ func Open(cfg Config) (*Trail, error) {
 		w.ckQueue = queue
 		wg.Go(func() { saveCheckpoints(cfg.Checkpoints, queue, cfg.Logger) })
 	}
-	wg.Go(w.run)
+	wg.Go(t.run)
 	wg.Go(func() { t.dog.run(t.quit) })
 	go func() { wg.Wait(); close(t.done) }()
 	return t, nil
@@ -293,21 +316,37 @@ func (t *Trail) audit(ctx context.Context, r *neostore.AuditRecord, e *neostore.
 	return t.wait(ctx, req)
 }
 
-// wait queues req and waits for the writer to release it.
+// wait queues req and waits until it is released: when this caller is the
+// first to find nobody writing, it writes the queue itself (lead).
 func (t *Trail) wait(ctx context.Context, req *request) error {
 	stall := t.dog.stallC()
-	if err := t.enqueue(req); err != nil {
+	t.mu.RLock()
+	lead, err := t.enqueue(req)
+	if err != nil {
+		t.mu.RUnlock()
 		req.entry, req.barrier = nil, nil
 		t.reqs.Put(req)
 		return t.refuse(err)
 	}
-	var err error
-	select {
-	case err = <-req.done:
-	case <-ctx.Done():
-		return &unavailableError{ctx.Err()} // req stays with the writer
-	case <-stall:
-		return t.refuse(errStalled) // req stays with the writer
+	if lead {
+		gaveUp := t.lead(ctx, stall, t.durability == GroupSync || req.sync)
+		t.mu.RUnlock()
+		switch {
+		case gaveUp == errStalled:
+			return t.refuse(errStalled) // req stays with the writer goroutine
+		case gaveUp != nil:
+			return &unavailableError{gaveUp} // req stays with the writer goroutine
+		}
+		err = <-req.done // released by this caller's own batch
+	} else {
+		t.mu.RUnlock()
+		select {
+		case err = <-req.done:
+		case <-ctx.Done():
+			return &unavailableError{ctx.Err()} // req stays with the writer
+		case <-stall:
+			return t.refuse(errStalled) // req stays with the writer
+		}
 	}
 	req.entry, req.barrier = nil, nil
 	t.reqs.Put(req)
@@ -317,17 +356,176 @@ func (t *Trail) wait(ctx context.Context, req *request) error {
 	return nil
 }
 
-func (t *Trail) enqueue(req *request) error {
-	t.mu.RLock()
-	defer t.mu.RUnlock()
-	if t.closed {
-		return errClosed
+// enqueue queues req; lead reports that the caller now owns the queue.
+// The caller holds mu for reading.
+func (t *Trail) enqueue(req *request) (lead bool, _ error) {
+	switch {
+	case t.closed:
+		return false, errClosed
+	case t.dog.isStalled():
+		// The sink has held a write or an fsync too long: a record
+		// written now might never be durable.
+		return false, errStalled
 	}
+	t.qmu.Lock()
+	defer t.qmu.Unlock()
+	if len(t.pending) >= t.queueSize {
+		return false, errQueueFull
+	}
+	t.pending = append(t.pending, req)
+	lead = !t.leading
+	t.leading = true
+	return lead, nil
+}
+
+// lead writes one batch, everything queued, on the caller's goroutine, and
+// hands what queued meanwhile to the writer goroutine. The write lock is
+// usually free; while the writer goroutine holds it (an fsync of reads'
+// records, a checkpoint) the leader waits as a follower would, giving up
+// when ctx ends or the trail stalls: it then returns ctx's error or
+// errStalled, the caller's record is left queued and the writer goroutine
+// owns the queue. A leader whose batch will be fsync'd (yield), or that
+// writes under load (recent batches of more than one record), first lets
+// the goroutines about to queue records do so, as the writer goroutine
+// does: otherwise under load every other batch would be a leader's lone
+// record, with a write and maybe an fsync of its own. A lone client's
+// leader (reads under WriteSync, batches of one) does not yield.
+func (t *Trail) lead(ctx context.Context, stall <-chan struct{}, yield bool) error {
 	select {
-	case t.queue <- req:
-		return nil
+	case t.wlock <- struct{}{}:
 	default:
-		return errQueueFull
+		select {
+		case t.wlock <- struct{}{}:
+		case <-ctx.Done():
+			t.handOff()
+			return ctx.Err()
+		case <-stall:
+			t.handOff()
+			return errStalled
+		}
+	}
+	if yield || t.w.load > 1 {
+		runtime.Gosched()
+	}
+	t.w.writeBatch(t.take())
+	<-t.wlock
+	t.handOff()
+	return nil
+}
+
+// take returns everything queued and empties the queue; the caller holds
+// wlock and owns the queue.
+func (t *Trail) take() []*request {
+	t.qmu.Lock()
+	defer t.qmu.Unlock()
+	batch := t.pending
+	t.pending = t.w.spare[:0]
+	t.w.spare = nil
+	return batch
+}
+
+// handOff ends a leader's ownership of the queue: given back when the
+// queue is empty, else passed to the writer goroutine.
+func (t *Trail) handOff() {
+	t.qmu.Lock()
+	if len(t.pending) == 0 {
+		t.leading = false
+		t.qmu.Unlock()
+		return
+	}
+	t.qmu.Unlock()
+	t.kick <- struct{}{} // never blocks: only an owner kicks, and the writer goroutine takes each kick before it owns the queue
+}
+
+// run is the writer goroutine: it writes the queues leaders hand it, fsyncs
+// read records within ReadSyncDelay, saves due checkpoints and, once the
+// trail closes, writes what is left.
+func (t *Trail) run() {
+	w := t.w
+	if w.ckQueue != nil {
+		defer close(w.ckQueue)
+	}
+	for {
+		select {
+		case <-t.kick:
+			t.writeQueued()
+		case <-w.readSync.C:
+			t.syncReads()
+		case <-w.ckTimer.C:
+			t.wlock <- struct{}{}
+			w.ckArmed = false
+			w.maybeCheckpoint(true)
+			<-t.wlock
+		case <-t.quit:
+			// Close holds mu: no leader is left, so this goroutine owns
+			// whatever is queued.
+			t.wlock <- struct{}{}
+			w.drain(t.take)
+			<-t.wlock
+			return
+		}
+	}
+}
+
+// syncReads fsyncs the read records written under WriteSync. With a
+// BackgroundSyncer sink the fsync runs without the write lock, so that
+// leaders go on writing meanwhile: a request that arrives during it does
+// not wait for it (an fsync every ReadSyncDelay was most of a lone
+// client's p99).
+func (t *Trail) syncReads() {
+	w := t.w
+	t.wlock <- struct{}{}
+	defer func() { <-t.wlock }()
+	w.readSyncArmed = false
+	bs, ok := w.sink.(BackgroundSyncer)
+	if !ok || w.seq == w.syncedSeq {
+		w.dog.busy()
+		w.syncPending()
+		w.dog.idle()
+		w.maybeCheckpoint(true)
+		return
+	}
+	seq, head, epoch := w.seq, w.head, w.epoch
+	syncWritten := bs.SyncWritten()
+	<-t.wlock
+	w.dog.syncBusy()
+	err := syncWritten()
+	w.dog.syncIdle()
+	t.wlock <- struct{}{}
+	switch {
+	case epoch != w.epoch:
+		// A failed sync of a leader already rolled the chain back.
+	case err != nil:
+		w.rollback(err)
+	case seq > w.syncedSeq:
+		w.syncedSeq, w.syncedHead = seq, head
+	}
+	if w.seq > w.syncedSeq && !w.readSyncArmed {
+		// Read records written during the fsync wait for the next one.
+		w.readSyncArmed = true
+		w.readSync.Reset(ReadSyncDelay)
+	}
+	w.maybeCheckpoint(true)
+}
+
+// writeQueued writes batches until the queue is empty, then gives it back.
+func (t *Trail) writeQueued() {
+	t.wlock <- struct{}{}
+	defer func() { <-t.wlock }()
+	for {
+		t.qmu.Lock()
+		if len(t.pending) == 0 {
+			t.leading = false
+			t.qmu.Unlock()
+			return
+		}
+		t.qmu.Unlock()
+		// Under load: let the goroutines about to queue records do so, so
+		// that one write (and one fsync) takes them all; this costs no
+		// fixed delay when nobody else is running. A lone leader never
+		// gets here.
+		runtime.Gosched()
+		t.w.writeBatch(t.take())
 	}
 }
 

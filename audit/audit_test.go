@@ -150,6 +150,7 @@ func TestTrail_Audit(t *testing.T) {
 		sink := &faultySink{block: make(chan struct{})}
 		tr := openTrail(t, audit.Config{Sink: sink})
 		defer close(sink.block)
+		hungLeader(t, tr, sink)
 		ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 		defer cancel()
 		start := time.Now()
@@ -165,10 +166,11 @@ func TestTrail_Audit(t *testing.T) {
 	t.Run("HungSinkIsRefusedAfterStallTimeout", func(t *testing.T) {
 		sink := &faultySink{block: make(chan struct{})}
 		tr := openTrail(t, audit.Config{Sink: sink, StallTimeout: 100 * time.Millisecond})
+		leader := hungLeader(t, tr, sink)
 		start := time.Now()
 		err := tr.Audit(context.Background(), rec(1)) // no deadline of its own
-		if elapsed := time.Since(start); elapsed < 100*time.Millisecond || elapsed > 2*time.Second {
-			t.Errorf("Audit returned after %v, want after the 100ms stall timeout", elapsed)
+		if elapsed := time.Since(start); elapsed > 2*time.Second {
+			t.Errorf("Audit returned after %v, want about the 100ms stall timeout", elapsed)
 		}
 		if neostore.ErrorCode(err) != neostore.EUNAVAILABLE {
 			t.Errorf("err = %v, want EUNAVAILABLE", err)
@@ -176,7 +178,18 @@ func TestTrail_Audit(t *testing.T) {
 		if tr.Healthy() == nil {
 			t.Error("Healthy() = nil while the sink hangs")
 		}
+		// Once stalled, a new record is refused at once.
+		start = time.Now()
+		if err := tr.Audit(context.Background(), rec(3)); neostore.ErrorCode(err) != neostore.EUNAVAILABLE {
+			t.Errorf("while stalled: err = %v, want EUNAVAILABLE", err)
+		}
+		if elapsed := time.Since(start); elapsed > 50*time.Millisecond {
+			t.Errorf("while stalled: refusal took %v, want immediate", elapsed)
+		}
 		close(sink.block)
+		if err := <-leader; err != nil {
+			t.Errorf("the leader whose write hung: %v once the sink returned, want nil", err)
+		}
 		for deadline := time.Now().Add(2 * time.Second); tr.Healthy() != nil; time.Sleep(time.Millisecond) {
 			if time.Now().After(deadline) {
 				t.Fatalf("Healthy() = %v 2s after the sink returned", tr.Healthy())
@@ -186,9 +199,11 @@ func TestTrail_Audit(t *testing.T) {
 			t.Fatalf("after the sink returned: %v", err)
 		}
 		tr.Close()
-		// The stalled record was not lost: it was written when the sink returned.
-		if got := strings.Count(string(sink.contents()), "\n"); got != 2 {
-			t.Errorf("sink holds %d records, want 2", got)
+		// The record refused after its wait was not lost: it was written
+		// when the sink returned, after the leader's; the one refused at
+		// once was never queued.
+		if got := strings.Count(string(sink.contents()), "\n"); got != 3 {
+			t.Errorf("sink holds %d records, want 3", got)
 		}
 	})
 
@@ -641,4 +656,108 @@ func TestParseDurability_Writes(t *testing.T) {
 	if d, err := audit.ParseDurability("writes"); err != nil || d != audit.WriteSync || d.String() != "writes" {
 		t.Errorf("ParseDurability(writes) = %v, %v", d, err)
 	}
+}
+
+// bgSyncSink is a BackgroundSyncer whose fsyncs, background or not, wait
+// for release while block is set, and fail while fail is set; like
+// FileSink it refuses everything after a failed fsync.
+type bgSyncSink struct {
+	mu      sync.Mutex
+	lines   int
+	synced  int
+	block   chan struct{}
+	fail    bool
+	broken  bool
+	syncing chan struct{} // gets a value when an fsync starts
+}
+
+func (s *bgSyncSink) Write([]byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.broken {
+		return errors.New("broken")
+	}
+	s.lines++
+	return nil
+}
+
+func (s *bgSyncSink) Sync() error { return s.SyncWritten()() }
+
+func (s *bgSyncSink) SyncWritten() func() error {
+	s.mu.Lock()
+	n := s.lines
+	s.mu.Unlock()
+	return func() error {
+		s.mu.Lock()
+		block, syncing := s.block, s.syncing
+		s.mu.Unlock()
+		if syncing != nil {
+			select {
+			case syncing <- struct{}{}:
+			default:
+			}
+		}
+		if block != nil {
+			<-block
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.fail || s.broken {
+			s.broken = true
+			return errors.New("fsync failed")
+		}
+		s.synced = max(s.synced, n)
+		return nil
+	}
+}
+
+func (s *bgSyncSink) Close() error { return nil }
+
+func TestTrail_BackgroundSync(t *testing.T) {
+	ctx := context.Background()
+	read := func() *neostore.AuditRecord { return &neostore.AuditRecord{Op: neostore.OpSecretGet, Status: 200} }
+
+	t.Run("ReadsAreWrittenWhileTheirFsyncRuns", func(t *testing.T) {
+		sink := &bgSyncSink{block: make(chan struct{}), syncing: make(chan struct{}, 1)}
+		tr := openTrail(t, audit.Config{Sink: sink, Durability: audit.WriteSync})
+		defer close(sink.block)
+		must(t, tr.Audit(ctx, read()))
+		select {
+		case <-sink.syncing: // the fsync of the first read's record hangs
+		case <-time.After(5 * time.Second):
+			t.Fatalf("no fsync of a read's record within 5s (ReadSyncDelay is %v)", audit.ReadSyncDelay)
+		}
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		for i := range 10 {
+			if err := tr.Audit(wctx, read()); err != nil {
+				t.Fatalf("read %d while the fsync of earlier ones runs: %v", i, err)
+			}
+		}
+	})
+
+	t.Run("FailedFsyncRefusesLaterRecords", func(t *testing.T) {
+		sink := &bgSyncSink{fail: true, syncing: make(chan struct{}, 1)}
+		tr := openTrail(t, audit.Config{Sink: sink, Durability: audit.WriteSync})
+		must(t, tr.Audit(ctx, read()))
+		select {
+		case <-sink.syncing:
+		case <-time.After(5 * time.Second):
+			t.Fatal("no fsync of a read's record within 5s")
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for tr.Healthy() == nil {
+			if time.Now().After(deadline) {
+				t.Fatal("Healthy() = nil 5s after a failed fsync")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		err := tr.Audit(ctx, &neostore.AuditRecord{Op: neostore.OpSecretPut, Status: 204})
+		if neostore.ErrorCode(err) != neostore.EUNAVAILABLE {
+			t.Errorf("a change after a failed fsync: err = %v, want EUNAVAILABLE", err)
+		}
+		if seq, _ := tr.Head(); seq != 0 {
+			t.Errorf("Head() = %d after the fsync of record 1 failed, want 0 (rolled back)", seq)
+		}
+	})
 }

@@ -32,19 +32,19 @@ const checkpointTimeout = 10 * time.Second
 // maybeCheckpoint saves the head when the chain moved and the interval
 // since the last checkpoint has passed, first syncing what a checkpoint
 // must not claim beyond the disk; otherwise it arms the timer that wakes
-// the writer when the interval ends.
-func (w *writer) maybeCheckpoint() {
+// the writer goroutine when the interval ends. A leader (mayBlock false)
+// never fsyncs here: a checkpoint that needs an fsync is left to the
+// writer goroutine, so that a request never pays for it.
+func (w *writer) maybeCheckpoint(mayBlock bool) {
 	if w.ckQueue == nil || w.seq == w.ckSeq {
 		return
 	}
-	if wait := w.ckEvery - w.now().Sub(w.ckLast); wait > 0 {
-		if w.ckTimerC == nil {
-			if w.ckTimer == nil {
-				w.ckTimer = time.NewTimer(wait)
-			} else {
-				w.ckTimer.Reset(wait)
-			}
-			w.ckTimerC = w.ckTimer.C
+	wait := w.ckEvery - w.now().Sub(w.ckLast)
+	needsSync := w.durability == NoSync || w.seq > w.syncedSeq
+	if wait > 0 || (needsSync && !mayBlock) {
+		if !w.ckArmed {
+			w.ckArmed = true
+			w.ckTimer.Reset(max(wait, 0))
 		}
 		return
 	}

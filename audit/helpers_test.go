@@ -49,14 +49,21 @@ type faultySink struct {
 	writeErr  error
 	syncErr   error
 	block     chan struct{} // when non-nil, Write waits for it to close
+	waiting   chan struct{} // when non-nil, gets a value whenever a Write starts to wait for block
 	syncCalls int
 }
 
 func (s *faultySink) Write(p []byte) error {
 	s.mu.Lock()
-	block := s.block
+	block, waiting := s.block, s.waiting
 	s.mu.Unlock()
 	if block != nil {
+		if waiting != nil {
+			select {
+			case waiting <- struct{}{}:
+			default:
+			}
+		}
 		<-block
 	}
 	s.mu.Lock()
@@ -255,3 +262,20 @@ func problemOf(tb testing.TB, err error) *audit.Problem {
 }
 
 func tempPath(tb testing.TB) string { return filepath.Join(tb.TempDir(), "audit.log") }
+
+// hungLeader starts an Audit that finds the trail idle and so writes its
+// record itself, and returns once that write hangs in sink (whose block
+// must be set), with the channel its result will arrive on.
+func hungLeader(tb testing.TB, tr *audit.Trail, sink *faultySink) <-chan error {
+	tb.Helper()
+	waiting := make(chan struct{}, 1)
+	sink.set(func(s *faultySink) { s.waiting = waiting })
+	result := make(chan error, 1)
+	go func() { result <- tr.Audit(context.Background(), rec(0)) }()
+	select {
+	case <-waiting:
+	case <-time.After(5 * time.Second):
+		tb.Fatal("the leader's write never reached the sink")
+	}
+	return result
+}

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 )
 
@@ -37,16 +38,54 @@ type Tailer interface {
 	Tail(node string) ([]byte, error)
 }
 
+// BackgroundSyncer is implemented by sinks whose records can be fsync'd
+// while later ones are written. A Trail under WriteSync fsyncs reads'
+// records that way, so that the write of the next record, and the request
+// behind it, never waits for that fsync.
+type BackgroundSyncer interface {
+	// SyncWritten returns a function that makes every record written
+	// before SyncWritten durable. The Trail calls SyncWritten like Write,
+	// and the function it returns from another goroutine, at the same time
+	// as Write and WriteLines (never as Close, nor as another such
+	// function). When the function fails, the sink refuses every later
+	// call, Sync included, as after a failed Sync.
+	SyncWritten() func() error
+}
+
 // FileSink writes JSON lines to a file and rotates it by size. It is not
-// safe for concurrent use; a Trail serializes its calls.
+// safe for concurrent use, except for the function SyncWritten returns; a
+// Trail serializes the other calls.
 type FileSink struct {
 	path     string
 	maxBytes int64
 	keep     int
-	f        *os.File
+	f        *os.File // replaced by rotate under syncMu
 	size     int64
 	cut      int64 // bytes of a partial last line cut at open
-	broken   error // sticky: the file is in a state we cannot vouch for
+
+	// syncMu serializes fsyncs, rotation and Close with the function of
+	// SyncWritten, so that a failed fsync breaks the sink before any other
+	// fsync could report success without the pages it lost.
+	syncMu sync.Mutex
+	mu     sync.Mutex
+	broken error // sticky: the file is in a state we cannot vouch for; under mu
+}
+
+// err returns the sticky error of a broken sink.
+func (s *FileSink) err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.broken
+}
+
+// breakWith makes err sticky and returns it.
+func (s *FileSink) breakWith(err error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.broken == nil {
+		s.broken = err
+	}
+	return s.broken
 }
 
 // OpenFile opens (creating with mode 0600) the audit file at path for
@@ -134,13 +173,15 @@ func lastNewline(r io.ReaderAt, size int64) (int64, error) {
 // maxBytes. A failed write is cut back out of the file, so the file never
 // holds part of a record.
 func (s *FileSink) Write(p []byte) error {
-	if s.broken != nil {
-		return s.broken
+	if err := s.err(); err != nil {
+		return err
 	}
 	if s.maxBytes > 0 && s.size > 0 && s.size+int64(len(p)) > s.maxBytes {
-		if err := s.rotate(); err != nil {
-			s.broken = err
-			return err
+		s.syncMu.Lock()
+		err := s.rotate()
+		s.syncMu.Unlock()
+		if err != nil {
+			return s.breakWith(err)
 		}
 	}
 	n, err := s.f.Write(p)
@@ -150,7 +191,7 @@ func (s *FileSink) Write(p []byte) error {
 	}
 	if n > 0 {
 		if terr := s.f.Truncate(s.size); terr != nil {
-			s.broken = fmt.Errorf("audit: cut a partial record after a failed write: %w", terr)
+			s.breakWith(fmt.Errorf("audit: cut a partial record after a failed write: %w", terr))
 		}
 	}
 	return fmt.Errorf("audit: write file: %w", err)
@@ -161,18 +202,41 @@ func (s *FileSink) Write(p []byte) error {
 // succeed without them, so nothing written since the last good sync can be
 // vouched for until the file is reopened.
 func (s *FileSink) Sync() error {
-	if s.broken != nil {
-		return s.broken
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	return s.syncFile(s.f)
+}
+
+// syncFile fsyncs f, breaking the sink when it fails; the caller holds
+// syncMu.
+func (s *FileSink) syncFile(f *os.File) error {
+	if err := s.err(); err != nil {
+		return err
 	}
-	if err := s.f.Sync(); err != nil {
-		s.broken = fmt.Errorf("audit: sync file: %w", err)
-		return s.broken
+	if err := f.Sync(); err != nil {
+		return s.breakWith(fmt.Errorf("audit: sync file: %w", err))
 	}
 	return nil
 }
 
+// SyncWritten returns a function that fsyncs the file written so far,
+// safe to call while later records are written (BackgroundSyncer).
+func (s *FileSink) SyncWritten() func() error {
+	f := s.f
+	return func() error {
+		s.syncMu.Lock()
+		defer s.syncMu.Unlock()
+		if f != s.f {
+			return s.err() // rotated: rotate synced f before closing it
+		}
+		return s.syncFile(f)
+	}
+}
+
 // Close closes the file.
 func (s *FileSink) Close() error {
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
 	return s.f.Close()
 }
 

@@ -9,10 +9,12 @@ import (
 
 // watchdog refuses the callers of a batch that the sink has held for too
 // long (a hung disk, a sink that never returns): callers wait on its stall
-// channel beside their own, and it closes that channel once the writer has
-// been busy with one batch for after. It bounds every Audit call without a
-// timer per call. The writer marks itself busy and idle; going idle after a
-// stall puts a fresh channel in place, so callers wait again.
+// channel beside their own, and it closes that channel once the writer (a
+// leader or the writer goroutine) has been busy with one batch, or a
+// background fsync with its records, for after. It bounds every waiting
+// Audit call without a timer per call. Both mark themselves busy and idle;
+// once neither is busy after a stall, a fresh channel is put in place, so
+// callers wait again.
 type watchdog struct {
 	after  time.Duration
 	now    func() time.Time
@@ -20,6 +22,7 @@ type watchdog struct {
 	nodeID string
 
 	busySince atomic.Int64 // UnixNano the writer took its batch; 0 while idle
+	syncSince atomic.Int64 // UnixNano a background fsync started; 0 while none runs
 	mu        sync.Mutex   // serializes closing and replacing stall
 	stall     atomic.Pointer[chan struct{}]
 	stalled   atomic.Bool
@@ -49,6 +52,9 @@ func (d *watchdog) run(quit <-chan struct{}) {
 			return
 		case <-tick.C:
 			since := d.busySince.Load()
+			if s := d.syncSince.Load(); s != 0 && (since == 0 || s < since) {
+				since = s
+			}
 			if since == 0 || d.now().UnixNano()-since < int64(d.after) {
 				continue
 			}
@@ -69,12 +75,31 @@ func (d *watchdog) busy() { d.busySince.Store(d.now().UnixNano()) }
 // idle marks the writer idle; after a stall, callers may wait again.
 func (d *watchdog) idle() {
 	d.busySince.Store(0)
-	if d.stalled.Load() {
-		d.mu.Lock()
-		stall := make(chan struct{})
-		d.stall.Store(&stall)
-		d.stalled.Store(false)
-		d.mu.Unlock()
-		d.log.Info("audit: the sink returned after a stall", "node", d.nodeID)
+	d.recover()
+}
+
+// syncBusy and syncIdle mark a background fsync (BackgroundSyncer), which
+// runs while the writer may be busy or idle, for the same bound.
+func (d *watchdog) syncBusy() { d.syncSince.Store(d.now().UnixNano()) }
+
+func (d *watchdog) syncIdle() {
+	d.syncSince.Store(0)
+	d.recover()
+}
+
+// recover ends a stall once neither the writer nor a background fsync is
+// busy.
+func (d *watchdog) recover() {
+	if !d.stalled.Load() {
+		return
 	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.stalled.Load() || d.busySince.Load() != 0 || d.syncSince.Load() != 0 {
+		return
+	}
+	stall := make(chan struct{})
+	d.stall.Store(&stall)
+	d.stalled.Store(false)
+	d.log.Info("audit: the sink returned after a stall", "node", d.nodeID)
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"log/slog"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,10 +11,11 @@ import (
 	"github.com/neostore/neostore-secrets"
 )
 
-// writer is the trail's writer goroutine and what it alone owns once Open
-// returns: the chain state (the last sequence number and line hash written
-// and synced, the epochs of rollbacks), the buffers records are sealed into,
-// and the checkpoint schedule. Other goroutines see the chain only through
+// writer is what the holder of the trail's write lock (a leader, or the
+// writer goroutine) alone touches once Open returns: the chain state (the
+// last sequence number and line hash written and synced, the epochs of
+// rollbacks), the buffers records are sealed into, and the schedules of
+// read fsyncs and checkpoints. Other goroutines see the chain only through
 // published (Trail.Head) and unhealthy (Trail.Healthy).
 type writer struct {
 	sink       Sink
@@ -25,8 +25,6 @@ type writer struct {
 	now        func() time.Time
 	log        *slog.Logger
 	sealer     *sealer
-	queue      <-chan *request
-	quit       <-chan struct{}
 	dog        *watchdog
 	published  *publishedHead
 	unhealthy  atomic.Bool // failing, for Healthy on other goroutines
@@ -38,18 +36,22 @@ type writer struct {
 	epoch      uint64   // counts rollbacks
 	epochEnds  []uint64 // by epoch: the last synced seq when it was rolled back
 	buf        []byte
-	batchBuf   []byte // the lines of a batch, for a LinesWriter
-	failing    bool   // the last batch failed; for logging changes only
+	batchBuf   []byte     // the lines of a batch, for a LinesWriter
+	failing    bool       // the last batch failed; for logging changes only
+	spare      []*request // the queue's next backing array
+	load       int        // recent batch sizes, halved towards each new one: above 1 under load
 
-	readSync  *time.Timer
-	readSyncC <-chan time.Time // armed while read records wait for their fsync
+	// Both timers wake the writer goroutine; they are reset under the
+	// write lock only while not armed.
+	readSync      *time.Timer
+	readSyncArmed bool // read records wait for their fsync
 
-	ckEvery  time.Duration
-	ckQueue  chan Checkpoint // nil without a CheckpointStore
-	ckSeq    uint64
-	ckLast   time.Time
-	ckTimer  *time.Timer
-	ckTimerC <-chan time.Time // armed while a due checkpoint waits for its interval
+	ckEvery time.Duration
+	ckQueue chan Checkpoint // nil without a CheckpointStore
+	ckSeq   uint64
+	ckLast  time.Time
+	ckTimer *time.Timer
+	ckArmed bool // a checkpoint waits for its interval, or for the writer goroutine's fsync
 
 	closeErr error // read by Close once the writer ended
 }
@@ -78,55 +80,45 @@ func (w *writer) setHead() { w.published.set(w.seq, w.head) }
 
 func hashSlice(h [sha256.Size]byte) []byte { return h[:] } // a copy
 
-// run is the writer goroutine.
-func (w *writer) run() {
-	if w.ckQueue != nil {
-		defer close(w.ckQueue)
-	}
-	batch := make([]*request, 0, cap(w.queue))
+// newTimers makes the stopped timers of read fsyncs and checkpoints.
+func (w *writer) newTimers() {
 	w.readSync = time.NewTimer(time.Hour)
 	w.readSync.Stop()
-	for {
-		select {
-		case req := <-w.queue:
-			// Let the goroutines that are about to queue records do so,
-			// so that one write (and one fsync) takes them all; this costs
-			// no fixed delay when nobody else is running.
-			runtime.Gosched()
-			batch = w.gather(append(batch[:0], req))
-			w.dog.busy()
-			w.commit(batch)
-			w.dog.idle()
-			clear(batch)
-			if w.durability == WriteSync && w.seq > w.syncedSeq && w.readSyncC == nil {
-				w.readSync.Reset(ReadSyncDelay)
-				w.readSyncC = w.readSync.C
-			}
-		case <-w.readSyncC:
-			w.readSyncC = nil
-			w.dog.busy()
-			w.syncPending()
-			w.dog.idle()
-		case <-w.ckTimerC:
-			w.ckTimerC = nil
-		case <-w.quit:
-			w.drain(batch[:0])
-			return
-		}
-		w.maybeCheckpoint()
+	w.ckTimer = time.NewTimer(time.Hour)
+	w.ckTimer.Stop()
+}
+
+// writeBatch commits batch, gives its backing array back for the queue's
+// next use, and schedules what the batch left to do: the fsync of read
+// records under WriteSync, a checkpoint.
+func (w *writer) writeBatch(batch []*request) {
+	w.load = (w.load + len(batch)) / 2
+	if len(batch) > 0 {
+		w.dog.busy()
+		w.commit(batch)
+		w.dog.idle()
 	}
+	clear(batch)
+	w.spare = batch[:0]
+	if w.durability == WriteSync && w.seq > w.syncedSeq && !w.readSyncArmed {
+		w.readSyncArmed = true
+		w.readSync.Reset(ReadSyncDelay)
+	}
+	w.maybeCheckpoint(false)
 }
 
 // drain writes what is still queued once the trail closes, syncs it and
 // saves the last checkpoint; a failure is kept for Close.
-func (w *writer) drain(batch []*request) {
+func (w *writer) drain(take func() []*request) {
 	for {
-		batch = w.gather(batch[:0])
+		batch := take()
 		if len(batch) == 0 {
+			w.spare = batch
 			break
 		}
 		w.commit(batch)
 		clear(batch)
+		w.spare = batch[:0]
 	}
 	if w.durability == NoSync && w.seq > w.ckSeq {
 		if err := w.sink.Sync(); err != nil {
@@ -143,22 +135,9 @@ func (w *writer) drain(batch []*request) {
 	w.checkpoint()
 }
 
-// gather appends to batch everything queued, without waiting.
-func (w *writer) gather(batch []*request) []*request {
-	for len(batch) < cap(batch) {
-		select {
-		case req := <-w.queue:
-			batch = append(batch, req)
-		default:
-			return batch
-		}
-	}
-	return batch
-}
-
 // commit writes batch in order and releases its callers as Durability says.
-// Sequence numbers, prev hashes and macs are assigned here, on the one
-// writer goroutine, in the order the lines are written.
+// Sequence numbers, prev hashes and macs are assigned here, under the
+// write lock, in the order the lines are written.
 func (w *writer) commit(batch []*request) {
 	written := 0
 	var werr error

@@ -76,6 +76,22 @@ func appendLogfmt(b []byte, s string) []byte {
 	if s == "" {
 		return append(b, `""`...)
 	}
+	// Routes, principals and trace ids are ASCII: a byte loop decides them
+	// without decoding runes (a third of the line's cost in the profile).
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= utf8.RuneSelf {
+			return appendLogfmtRunes(b, s)
+		}
+		if c <= ' ' || c == '"' || c == '=' || c == 0x7f {
+			return strconv.AppendQuote(b, s)
+		}
+	}
+	return append(b, s...)
+}
+
+// appendLogfmtRunes is appendLogfmt for a string that is not all ASCII.
+func appendLogfmtRunes(b []byte, s string) []byte {
 	for _, r := range s {
 		if r <= ' ' || r == '"' || r == '=' || r == utf8.RuneError || !unicode.IsPrint(r) {
 			return strconv.AppendQuote(b, s)
