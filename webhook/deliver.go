@@ -8,11 +8,12 @@ import (
 )
 
 // deliver leases as many due deliveries as there are free attempt slots
-// and starts their attempts. It reports whether it filled every slot.
+// and starts their attempts. It reports whether the slots limited the
+// lease: every slot is taken (then more deliveries may be due).
 func (d *Dispatcher) deliver(ctx context.Context, subs []neostore.WebhookSubscription) (bool, error) {
 	free := cap(d.slots) - len(d.slots)
 	if free <= 0 {
-		return false, nil
+		return true, nil
 	}
 	ds, err := d.store.LeaseDeliveries(ctx, d.owner, d.now(), leaseFor, free)
 	if err != nil {
@@ -40,7 +41,13 @@ func (d *Dispatcher) deliver(ctx context.Context, subs []neostore.WebhookSubscri
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
-			defer func() { <-d.slots }()
+			defer func() {
+				<-d.slots
+				select { // Run may be waiting for a slot
+				case d.freed <- struct{}{}:
+				default:
+				}
+			}()
 			d.attempt(ctx, dl, sub, ok)
 		}()
 	}

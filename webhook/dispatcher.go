@@ -110,6 +110,8 @@ type Dispatcher struct {
 	sender    *sender
 	wake      chan struct{}
 	slots     chan struct{} // maxInFlight tokens
+	freed     chan struct{} // an attempt ended and gave back its slot; capacity 1
+	poll      time.Duration // pollEvery; longer in tests
 	wg        sync.WaitGroup
 	mu        sync.Mutex
 	endpoints map[string]chan struct{} // per subscription, maxPerEndpoint tokens
@@ -129,6 +131,8 @@ func New(opts Options) *Dispatcher {
 		log:       opts.Logger,
 		wake:      make(chan struct{}, 1),
 		slots:     make(chan struct{}, maxInFlight),
+		freed:     make(chan struct{}, 1),
+		poll:      pollEvery,
 		endpoints: map[string]chan struct{}{},
 		dueBatch:  dueBatch,
 	}
@@ -175,28 +179,36 @@ func (d *Dispatcher) Notify() {
 }
 
 // Run fans out, scans and delivers until ctx is done, polling at most
-// every 250 ms when idle and at once after Notify. Store faults are logged
-// and retried at the next pass. It returns nil once ctx is done and the
-// attempts in flight have ended; an attempt cut short is not recorded, and
-// its lease lets another node (or the next start) send it again.
+// every 250 ms when idle and at once after Notify. While every attempt
+// slot is taken and more deliveries may be due, it leases again as soon
+// as an attempt ends, rather than at the next poll. Store faults are
+// logged and retried at the next pass. It returns nil once ctx is done and
+// the attempts in flight have ended; an attempt cut short is not recorded,
+// and its lease lets another node (or the next start) send it again.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	defer d.wg.Wait()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var freed <-chan struct{} // d.freed while slots limit the leases, else nil
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-d.wake:
 		case <-timer.C:
+		case <-freed:
 		}
-		busy, err := d.pass(ctx)
+		st, err := d.pass(ctx)
 		if err != nil && ctx.Err() == nil {
 			d.log.Warn("webhook: dispatcher pass failed", "err", err, "code", neostore.ErrorCode(err))
 		}
-		wait := pollEvery
-		if busy {
+		wait := d.poll
+		freed = nil
+		switch st {
+		case more:
 			wait = 0
+		case full:
+			freed = d.freed
 		}
 		timer.Reset(wait)
 	}
@@ -211,20 +223,29 @@ func (d *Dispatcher) Step(ctx context.Context) error {
 	return err
 }
 
-// pass makes one pass; it reports whether there was more work than a pass
-// takes, so that Run goes on at once.
-func (d *Dispatcher) pass(ctx context.Context) (busy bool, err error) {
+// passState is what a pass leaves to do, which says when Run makes the
+// next one.
+type passState int
+
+const (
+	idle passState = iota // nothing known: the next poll (or Notify)
+	more                  // a scan or fan-out stopped at its batch's end: at once
+	full                  // every attempt slot is taken and deliveries may wait: when one frees
+)
+
+// pass makes one pass and reports what it left to do.
+func (d *Dispatcher) pass(ctx context.Context) (passState, error) {
 	now := d.now()
 	subs, err := d.store.ListWebhooks(ctx)
 	if err != nil {
-		return false, fmt.Errorf("webhook: list subscriptions: %w", err)
+		return idle, fmt.Errorf("webhook: list subscriptions: %w", err)
 	}
 	var errs []error
 	short, err := d.scan(ctx, now, subs)
 	if err != nil {
 		errs = append(errs, err)
 	}
-	more, err := d.fanOut(ctx, subs)
+	moreOut, err := d.fanOut(ctx, subs)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -232,13 +253,20 @@ func (d *Dispatcher) pass(ctx context.Context) (busy bool, err error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	leased := false
+	filled := false
 	if pending != 0 { // -1 when unknown
-		if leased, err = d.deliver(ctx, subs); err != nil {
+		if filled, err = d.deliver(ctx, subs); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	return short || more || leased, errors.Join(errs...)
+	st := idle
+	switch {
+	case short || moreOut:
+		st = more
+	case filled:
+		st = full
+	}
+	return st, errors.Join(errs...)
 }
 
 // housekeep tells the observer the queue's figures, purges old finished

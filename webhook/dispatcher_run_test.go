@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -74,6 +75,56 @@ func moreTests(t *testing.T, open func(t *testing.T) store) {
 			t.Fatal("no attempt recorded within 10s of Notify")
 		}
 		r.wantDelivery(neostore.DeliveryDelivered, 1, 204, "")
+	})
+
+	t.Run("RunLeasesAgainWhenASlotFrees", func(t *testing.T) {
+		// More deliveries than attempt slots, and a poll so long that only
+		// the end of an attempt can start the next lease: they all go
+		// without a poll (it used to be 16 per poll, 64/s), and without a
+		// pass per delivery more than the slots ask for.
+		const n = 200
+		counts := &countPasses{store: open(t)}
+		var delivered atomic.Int64
+		done200 := make(chan struct{})
+		r := newRig(t, counts, func(o *webhook.Options) {
+			o.Observer = countAttempts{n: &delivered, want: n, done: done200}
+		})
+		webhook.SetPoll(r.d, time.Hour)
+		for i := range n {
+			r.put(fmt.Sprintf("k%03d", i), neostore.Validity{})
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		before := counts.passes.Load()
+		go func() { done <- r.d.Run(ctx) }()
+		defer func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Error("Run did not return after cancel")
+			}
+		}()
+		select {
+		case <-done200:
+		case <-time.After(60 * time.Second):
+			t.Fatalf("%d of %d deliveries recorded, the rest wait for the hour's poll", delivered.Load(), n)
+		}
+		// One pass per freed slot at most (each leases every free slot),
+		// plus the first: a loop that spun while work remained would make
+		// many more.
+		p := counts.passes.Load() - before
+		if p > n+2 {
+			t.Errorf("%d passes for %d deliveries, want at most %d", p, n, n+2)
+		}
+		t.Logf("%d deliveries in %d passes", n, p)
+		r.mu.Lock()
+		distinct := len(r.seen)
+		r.mu.Unlock()
+		if distinct != n {
+			t.Errorf("receiver saw %d distinct events, want %d", distinct, n)
+		}
+		r.noDuplicates()
 	})
 
 	t.Run("TwoNodesShareTheWork", func(t *testing.T) {
@@ -197,6 +248,34 @@ func moreTests(t *testing.T, open func(t *testing.T) store) {
 		}
 	})
 }
+
+// countPasses counts the dispatcher's passes: each lists the
+// subscriptions once.
+type countPasses struct {
+	store
+	passes atomic.Int64
+}
+
+func (c *countPasses) ListWebhooks(ctx context.Context) ([]neostore.WebhookSubscription, error) {
+	c.passes.Add(1)
+	return c.store.ListWebhooks(ctx)
+}
+
+// countAttempts is an Observer that counts delivered attempts and closes
+// done at the want-th.
+type countAttempts struct {
+	n    *atomic.Int64
+	want int64
+	done chan struct{}
+}
+
+func (c countAttempts) Attempt(r webhook.Result) {
+	if r == webhook.Delivered && c.n.Add(1) == c.want {
+		close(c.done)
+	}
+}
+func (countAttempts) Pending(int, time.Duration) {}
+func (countAttempts) DisabledEndpoints(int)      {}
 
 // signal is an Observer that sends each attempt's result on c once it
 // is recorded.
