@@ -15,7 +15,8 @@ func (d *Dispatcher) deliver(ctx context.Context, subs []neostore.WebhookSubscri
 	if free <= 0 {
 		return true, nil
 	}
-	ds, err := d.store.LeaseDeliveries(ctx, d.owner, d.now(), leaseFor, free)
+	leased := d.now()
+	ds, err := d.store.LeaseDeliveries(ctx, d.owner, leased, d.lease, free)
 	if err != nil {
 		return false, wrap("lease deliveries", err)
 	}
@@ -48,7 +49,7 @@ func (d *Dispatcher) deliver(ctx context.Context, subs []neostore.WebhookSubscri
 				default:
 				}
 			}()
-			d.attempt(ctx, dl, sub, ok)
+			d.attempt(ctx, dl, sub, ok, leased.Add(d.lease))
 		}()
 	}
 	return len(ds) == free, nil
@@ -66,8 +67,11 @@ func (d *Dispatcher) endpoint(id string) chan struct{} {
 	return c
 }
 
-// attempt makes one attempt on a leased delivery and records its outcome.
-func (d *Dispatcher) attempt(ctx context.Context, dl neostore.Delivery, sub neostore.WebhookSubscription, found bool) {
+// attempt makes one attempt on a delivery leased until until and records
+// its outcome. An attempt that could not end before the lease does (it
+// waited long for the endpoint's slot) is not made: another node may take
+// the delivery when the lease ends, and two must not send it at once.
+func (d *Dispatcher) attempt(ctx context.Context, dl neostore.Delivery, sub neostore.WebhookSubscription, found bool, until time.Time) {
 	var o Outcome
 	switch {
 	case !found:
@@ -79,6 +83,11 @@ func (d *Dispatcher) attempt(ctx context.Context, dl neostore.Delivery, sub neos
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
+			return
+		}
+		if d.now().Add(d.timeout).After(until) {
+			<-sem
+			d.log.Warn("webhook: lease too near its end for an attempt; the delivery waits for the lease to end", "delivery", dl.ID, "subscription", sub.ID)
 			return
 		}
 		o = d.send(ctx, dl, sub)

@@ -68,6 +68,15 @@ type Options struct {
 	RetryFor time.Duration
 	// Timeout bounds one attempt. Default 10s.
 	Timeout time.Duration
+	// Lease is how long a node holds the deliveries it leased: how long
+	// the deliveries of a node that died wait before another node (or its
+	// next start) sends them. Default 60s; at least twice Timeout (Check).
+	// An attempt that could not end before its lease does is not made: it
+	// waits for the lease's end, so that no two nodes send one delivery at
+	// once. Danger: a node leases up to 16 deliveries at a time and sends
+	// at most 4 at once to one endpoint, so under about 4 x Timeout a slow
+	// endpoint's deliveries are held back until their leases end.
+	Lease time.Duration
 	// TLSConfig is the client's TLS configuration, for receivers under a
 	// private CA. Default: the system's roots.
 	TLSConfig *tls.Config
@@ -81,11 +90,42 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// DefaultLease is how long a node holds the deliveries it leased, unless
+// Options.Lease says otherwise.
+const DefaultLease = 60 * time.Second
+
+// ErrLeaseTooShort is returned by Options.Check when the lease is less
+// than twice the attempt timeout.
+var ErrLeaseTooShort = errors.New("webhook: the delivery lease must be at least twice the attempt timeout")
+
+// Check reports whether o can be used: ErrLeaseTooShort when Lease
+// (or its default) is under twice Timeout (or its default). New panics
+// on options that fail it.
+func (o Options) Check() error {
+	if o.lease() < 2*o.timeout() {
+		return fmt.Errorf("%w (lease %v, timeout %v)", ErrLeaseTooShort, o.lease(), o.timeout())
+	}
+	return nil
+}
+
+func (o Options) lease() time.Duration {
+	if o.Lease <= 0 {
+		return DefaultLease
+	}
+	return o.Lease
+}
+
+func (o Options) timeout() time.Duration {
+	if o.Timeout <= 0 {
+		return DefaultTimeout
+	}
+	return o.Timeout
+}
+
 // The dispatcher's fixed figures.
 const (
-	leaseFor       = 60 * time.Second // a delivery's lease: far above an attempt's timeout
-	maxInFlight    = 16               // attempts at once, in all
-	maxPerEndpoint = 4                // attempts at once to one subscription
+	maxInFlight    = 16 // attempts at once, in all
+	maxPerEndpoint = 4  // attempts at once to one subscription
 	pollEvery      = 250 * time.Millisecond
 	keepFinished   = 7 * 24 * time.Hour // delivered and failed deliveries are kept this long
 	purgeEvery     = time.Hour
@@ -116,11 +156,18 @@ type Dispatcher struct {
 	mu        sync.Mutex
 	endpoints map[string]chan struct{} // per subscription, maxPerEndpoint tokens
 	lastPurge time.Time
+	lease     time.Duration
+	timeout   time.Duration
 	dueBatch  int // dueBatch; smaller in tests
 }
 
-// New returns a Dispatcher; Run starts it.
+// New returns a Dispatcher; Run starts it. It panics when opts fail
+// Check: a caller that takes the lease or timeout from its user checks
+// them first.
 func New(opts Options) *Dispatcher {
+	if err := opts.Check(); err != nil {
+		panic(err)
+	}
 	d := &Dispatcher{
 		store:     opts.Store,
 		opener:    opts.Opener,
@@ -158,11 +205,8 @@ func New(opts Options) *Dispatcher {
 	nonce := make([]byte, 6)
 	_, _ = rand.Read(nonce) // crypto/rand.Read does not fail
 	d.owner = owner + "/" + hex.EncodeToString(nonce)
-	timeout := opts.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	d.sender = newSender(timeout, opts.AllowPrivate, opts.AllowInsecure, opts.TLSConfig, d.now)
+	d.lease, d.timeout = opts.lease(), opts.timeout()
+	d.sender = newSender(d.timeout, opts.AllowPrivate, opts.AllowInsecure, opts.TLSConfig, d.now)
 	return d
 }
 

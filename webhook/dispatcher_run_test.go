@@ -3,6 +3,7 @@ package webhook_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -123,6 +124,82 @@ func moreTests(t *testing.T, open func(t *testing.T) store) {
 		r.mu.Unlock()
 		if distinct != n {
 			t.Errorf("receiver saw %d distinct events, want %d", distinct, n)
+		}
+		r.noDuplicates()
+	})
+
+	t.Run("ADeliveryCutShortWaitsForTheLeaseOption", func(t *testing.T) {
+		// A node stops during an attempt: the delivery is sent again once
+		// its lease (Options.Lease, not the 60 s default) has ended.
+		r := newRig(t, open(t), func(o *webhook.Options) { o.Lease = 25 * time.Second })
+		r.answers([]int{hang})
+		r.put("db", neostore.Validity{})
+		ctx, cancel := context.WithCancel(context.Background())
+		stepped := make(chan error, 1)
+		go func() { stepped <- r.d.Step(ctx) }()
+		select {
+		case <-r.wake:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no attempt reached the receiver")
+		}
+		cancel() // as a shutdown: the attempt is not recorded
+		if err := <-stepped; err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatalf("Step: %v", err)
+		}
+		other := webhook.New(r.opts)
+		r.set(t0.Add(24 * time.Second))
+		if err := other.Step(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		r.wantDelivery(neostore.DeliveryPending, 0, 0, "")
+		r.set(t0.Add(26 * time.Second))
+		if err := other.Step(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		r.wantDelivery(neostore.DeliveryDelivered, 1, 204, "")
+	})
+
+	t.Run("NoAttemptThatCouldOutliveItsLease", func(t *testing.T) {
+		// Five deliveries to one endpoint, which takes four at once: the
+		// fifth waits for a slot. When one frees, the lease has less than
+		// an attempt's timeout left, so the fifth is not sent (another
+		// node may take it when the lease ends); it goes after the lease.
+		r := newRig(t, open(t), func(o *webhook.Options) { o.Timeout, o.Lease = 10*time.Second, 20*time.Second })
+		r.answers([]int{held, held, held, held})
+		for i := range 5 {
+			r.put(fmt.Sprintf("k%d", i), neostore.Validity{})
+		}
+		stepped := make(chan error, 1)
+		go func() { stepped <- r.d.Step(context.Background()) }()
+		deadline := time.After(10 * time.Second)
+		for n := 0; n < 4; {
+			select {
+			case <-r.wake:
+				r.mu.Lock()
+				n = r.requests
+				r.mu.Unlock()
+			case <-deadline:
+				t.Fatal("4 attempts did not reach the receiver")
+			}
+		}
+		r.set(t0.Add(11 * time.Second)) // 9 s of the lease left
+		close(r.release)
+		if err := <-stepped; err != nil {
+			t.Fatal(err)
+		}
+		// The four held, and nothing in a pass during the lease: the fifth
+		// is still leased.
+		if got := len(r.step()); got != 4 {
+			t.Fatalf("%d messages by the end of a pass during the lease, want 4", got)
+		}
+		r.mu.Lock()
+		requests := r.requests
+		r.mu.Unlock()
+		if requests != 4 {
+			t.Fatalf("the receiver got %d requests, want the 4 that fit in the lease", requests)
+		}
+		if got := r.stepAt(t0.Add(21 * time.Second)); len(got) != 1 {
+			t.Fatalf("after the lease: %v, want the fifth", got)
 		}
 		r.noDuplicates()
 	})
