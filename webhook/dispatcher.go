@@ -156,6 +156,7 @@ type Dispatcher struct {
 	mu        sync.Mutex
 	endpoints map[string]chan struct{} // per subscription, maxPerEndpoint tokens
 	lastPurge time.Time
+	lastCount time.Time // when housekeep last counted the pending deliveries
 	lease     time.Duration
 	timeout   time.Duration
 	dueBatch  int // dueBatch; smaller in tests
@@ -315,25 +316,32 @@ func (d *Dispatcher) pass(ctx context.Context) (passState, error) {
 
 // housekeep tells the observer the queue's figures, purges old finished
 // deliveries now and then, and returns how many deliveries are pending (-1
-// when the store could not say), so that a pass with none leases nothing.
+// when it did not count, or the store could not say), so that a pass with
+// none leases nothing. It counts at most once a poll: counting reads every
+// pending delivery, and under load Notify makes passes back to back.
 func (d *Dispatcher) housekeep(ctx context.Context, subs []neostore.WebhookSubscription) (int, error) {
 	now := d.now()
-	disabled := 0
-	for _, s := range subs {
-		if s.DisabledAt.Set {
-			disabled++
+	n := -1
+	if d.lastCount.IsZero() || now.Sub(d.lastCount) >= pollEvery || now.Before(d.lastCount) {
+		d.lastCount = now
+		disabled := 0
+		for _, s := range subs {
+			if s.DisabledAt.Set {
+				disabled++
+			}
 		}
+		d.observer.DisabledEndpoints(disabled)
+		var oldest neostore.Bound
+		var err error
+		if n, oldest, err = d.store.PendingDeliveries(ctx); err != nil {
+			return -1, fmt.Errorf("webhook: count pending: %w", err)
+		}
+		age := time.Duration(0)
+		if oldest.Set && now.After(oldest.At) {
+			age = now.Sub(oldest.At)
+		}
+		d.observer.Pending(n, age)
 	}
-	d.observer.DisabledEndpoints(disabled)
-	n, oldest, err := d.store.PendingDeliveries(ctx)
-	if err != nil {
-		return -1, fmt.Errorf("webhook: count pending: %w", err)
-	}
-	age := time.Duration(0)
-	if oldest.Set && now.After(oldest.At) {
-		age = now.Sub(oldest.At)
-	}
-	d.observer.Pending(n, age)
 	if !d.lastPurge.IsZero() && now.Sub(d.lastPurge) < purgeEvery && !now.Before(d.lastPurge) {
 		return n, nil
 	}

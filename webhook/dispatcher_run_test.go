@@ -128,6 +128,29 @@ func moreTests(t *testing.T, open func(t *testing.T) store) {
 		r.noDuplicates()
 	})
 
+	t.Run("CountsPendingAtMostOncePerPoll", func(t *testing.T) {
+		// Counting reads every pending delivery; under load Notify makes
+		// passes back to back, and they must not each count. Deliveries
+		// still go in every pass.
+		counts := &countPasses{store: open(t)}
+		r := newRig(t, counts, nil)
+		before := counts.counted.Load()
+		for i := range 5 {
+			r.put(fmt.Sprintf("k%d", i), neostore.Validity{})
+			if got := len(r.step()); got != 1 {
+				t.Fatalf("pass %d delivered %d, want 1", i, got)
+			}
+		}
+		if c := counts.counted.Load() - before; c != 0 {
+			t.Errorf("5 passes within a poll of the first counted the pending deliveries %d times, want 0", c)
+		}
+		r.set(t0.Add(250 * time.Millisecond))
+		r.step()
+		if c := counts.counted.Load() - before; c != 1 {
+			t.Errorf("a pass a poll later counted %d times, want 1", c)
+		}
+	})
+
 	t.Run("ADeliveryCutShortWaitsForTheLeaseOption", func(t *testing.T) {
 		// A node stops during an attempt: the delivery is sent again once
 		// its lease (Options.Lease, not the 60 s default) has ended.
@@ -326,11 +349,17 @@ func moreTests(t *testing.T, open func(t *testing.T) store) {
 	})
 }
 
-// countPasses counts the dispatcher's passes: each lists the
-// subscriptions once.
+// countPasses counts the dispatcher's passes (each lists the
+// subscriptions once) and its counts of the pending deliveries.
 type countPasses struct {
 	store
-	passes atomic.Int64
+	passes  atomic.Int64
+	counted atomic.Int64 // PendingDeliveries calls
+}
+
+func (c *countPasses) PendingDeliveries(ctx context.Context) (int, neostore.Bound, error) {
+	c.counted.Add(1)
+	return c.store.PendingDeliveries(ctx)
 }
 
 func (c *countPasses) ListWebhooks(ctx context.Context) ([]neostore.WebhookSubscription, error) {
