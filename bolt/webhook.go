@@ -796,22 +796,28 @@ func (s *Store) PurgeDeliveries(ctx context.Context, before time.Time) (int, err
 	return n, err
 }
 
-// update runs fn in a write transaction of its own (not the group commit:
-// the dispatcher's writes are few, and an error must roll back only its
-// own transaction), wrapping faults, but not the domain errors fn returns.
+// update runs fn in the group commit (batch), so that the dispatcher's
+// writes share their commit and fsync with the PUTs and with each other
+// rather than each paying its own: on a busy store a delivery costs several
+// of them (fan-out, lease, outcome). A failing fn is rerun alone after the
+// others of its transaction commit (commit.go), so its error rolls back
+// only its own changes. fn may run more than once and must reset whatever
+// it reports at its start. Faults are wrapped; the domain errors fn
+// returns (ECONFLICT, ENOTFOUND, ...) are returned as they are.
 func (s *Store) update(ctx context.Context, op string, fn func(tx *bbolt.Tx) error) error {
-	tx, err := s.begin(ctx, true)
-	if err != nil {
-		return err
-	}
-	defer func() { _ = tx.Rollback() }()
-	if err := fn(tx); err != nil {
-		if neostore.ErrorCode(err) != neostore.EINTERNAL {
-			return err
+	var domain error // the domain error of fn's last run, nil when none
+	err := s.batch(ctx, func(tx *bbolt.Tx) error {
+		err := fn(tx)
+		domain = nil
+		if err != nil && neostore.ErrorCode(err) != neostore.EINTERNAL {
+			domain = err
 		}
-		return fmt.Errorf("bolt: %s: %w", op, err)
+		return err
+	})
+	if domain != nil {
+		return domain
 	}
-	if err := tx.Commit(); err != nil {
+	if err != nil {
 		return fmt.Errorf("bolt: %s: %w", op, err)
 	}
 	return nil

@@ -82,6 +82,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.keep, "keep", false, "keep the work directory (data, master key, server log)")
 	fs.BoolVar(&c.webhook.on, "webhook", false, "subscribe a Standard Webhooks receiver to every tenant and check that every acknowledged change's event is delivered")
 	fs.DurationVar(&c.webhook.drain, "webhook-drain", 90*time.Second, "-webhook: how long to wait after the last restart for the last deliveries (a dead process's leases must expire first)")
+	fs.DurationVar(&c.webhook.lease, "webhook-lease", 25*time.Second, "-webhook: serve's --webhook-lease, how long a killed process's deliveries wait for the next (at least 20s)")
 	fs.Float64Var(&c.webhook.busyShare, "webhook-busy", 0.05, "-webhook: share of first attempts the receiver answers 503 with Retry-After: 1")
 	fs.DurationVar(&c.webhook.maxDelay, "webhook-delay", 20*time.Millisecond, "-webhook: the receiver answers after a random delay up to this long")
 	fs.Float64Var(&c.webhook.quietShare, "webhook-quiet", 0.3, "-webhook: share of cycles whose writers stop halfway to the kill, so that it lands on deliveries alone")
@@ -357,6 +358,7 @@ func (d *driver) serveArgs() []string {
 		"--metrics-listen", "off", "--node-id", "crashtest"}
 	if d.cfg.webhook.on {
 		args = append(args, webhookServeArgs...)
+		args = append(args, "--webhook-lease", d.cfg.webhook.lease.String())
 	}
 	return append(args, strings.Fields(d.cfg.serveArgs)...)
 }

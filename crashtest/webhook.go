@@ -35,6 +35,7 @@ import (
 type webhookConfig struct {
 	on         bool
 	drain      time.Duration // bound on the wait for the last deliveries
+	lease      time.Duration // serve's --webhook-lease
 	busyShare  float64       // share of first attempts answered 503 with Retry-After: 1
 	maxDelay   time.Duration // the receiver answers after up to this long
 	quietShare float64       // share of cycles whose writers stop halfway to the kill

@@ -52,12 +52,12 @@ trap 'rm -rf "$crash_bin"' EXIT
 go build -o "$crash_bin/neostore-secrets" ./cmd/neostore-secrets
 go run ./crashtest -bin "$crash_bin/neostore-secrets" -cycles "${CRASH_CYCLES:-30}"
 
-echo "== crash test with webhooks (${CRASH_WEBHOOK_CYCLES:-8} cycles, about 75 s)"
+echo "== crash test with webhooks (${CRASH_WEBHOOK_CYCLES:-8} cycles, about 40 s)"
 # The same kills with a subscription delivering to a Standard Webhooks
 # receiver in the driver: after the last restart every acknowledged change's
 # event must arrive, duplicates only under one webhook-id, every signature
 # valid (crashtest/webhook.go). Most of the time is the wait for the last
-# deliveries: a killed process's leases hold them for 60 s.
+# deliveries: a killed process's leases hold them for 25 s (-webhook-lease).
 go run ./crashtest -bin "$crash_bin/neostore-secrets" -cycles "${CRASH_WEBHOOK_CYCLES:-8}" -webhook
 
 echo "== all tests passed"

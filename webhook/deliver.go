@@ -8,13 +8,15 @@ import (
 )
 
 // deliver leases as many due deliveries as there are free attempt slots
-// and starts their attempts. It reports whether it filled every slot.
+// and starts their attempts. It reports whether the slots limited the
+// lease: every slot is taken (then more deliveries may be due).
 func (d *Dispatcher) deliver(ctx context.Context, subs []neostore.WebhookSubscription) (bool, error) {
 	free := cap(d.slots) - len(d.slots)
 	if free <= 0 {
-		return false, nil
+		return true, nil
 	}
-	ds, err := d.store.LeaseDeliveries(ctx, d.owner, d.now(), leaseFor, free)
+	leased := d.now()
+	ds, err := d.store.LeaseDeliveries(ctx, d.owner, leased, d.lease, free)
 	if err != nil {
 		return false, wrap("lease deliveries", err)
 	}
@@ -40,8 +42,14 @@ func (d *Dispatcher) deliver(ctx context.Context, subs []neostore.WebhookSubscri
 		d.wg.Add(1)
 		go func() {
 			defer d.wg.Done()
-			defer func() { <-d.slots }()
-			d.attempt(ctx, dl, sub, ok)
+			defer func() {
+				<-d.slots
+				select { // Run may be waiting for a slot
+				case d.freed <- struct{}{}:
+				default:
+				}
+			}()
+			d.attempt(ctx, dl, sub, ok, leased.Add(d.lease))
 		}()
 	}
 	return len(ds) == free, nil
@@ -59,8 +67,11 @@ func (d *Dispatcher) endpoint(id string) chan struct{} {
 	return c
 }
 
-// attempt makes one attempt on a leased delivery and records its outcome.
-func (d *Dispatcher) attempt(ctx context.Context, dl neostore.Delivery, sub neostore.WebhookSubscription, found bool) {
+// attempt makes one attempt on a delivery leased until until and records
+// its outcome. An attempt that could not end before the lease does (it
+// waited long for the endpoint's slot) is not made: another node may take
+// the delivery when the lease ends, and two must not send it at once.
+func (d *Dispatcher) attempt(ctx context.Context, dl neostore.Delivery, sub neostore.WebhookSubscription, found bool, until time.Time) {
 	var o Outcome
 	switch {
 	case !found:
@@ -72,6 +83,11 @@ func (d *Dispatcher) attempt(ctx context.Context, dl neostore.Delivery, sub neos
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
+			return
+		}
+		if d.now().Add(d.timeout).After(until) {
+			<-sem
+			d.log.Warn("webhook: lease too near its end for an attempt; the delivery waits for the lease to end", "delivery", dl.ID, "subscription", sub.ID)
 			return
 		}
 		o = d.send(ctx, dl, sub)

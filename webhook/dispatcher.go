@@ -68,6 +68,15 @@ type Options struct {
 	RetryFor time.Duration
 	// Timeout bounds one attempt. Default 10s.
 	Timeout time.Duration
+	// Lease is how long a node holds the deliveries it leased: how long
+	// the deliveries of a node that died wait before another node (or its
+	// next start) sends them. Default 60s; at least twice Timeout (Check).
+	// An attempt that could not end before its lease does is not made: it
+	// waits for the lease's end, so that no two nodes send one delivery at
+	// once. Danger: a node leases up to 16 deliveries at a time and sends
+	// at most 4 at once to one endpoint, so under about 4 x Timeout a slow
+	// endpoint's deliveries are held back until their leases end.
+	Lease time.Duration
 	// TLSConfig is the client's TLS configuration, for receivers under a
 	// private CA. Default: the system's roots.
 	TLSConfig *tls.Config
@@ -81,11 +90,42 @@ type Options struct {
 	Logger *slog.Logger
 }
 
+// DefaultLease is how long a node holds the deliveries it leased, unless
+// Options.Lease says otherwise.
+const DefaultLease = 60 * time.Second
+
+// ErrLeaseTooShort is returned by Options.Check when the lease is less
+// than twice the attempt timeout.
+var ErrLeaseTooShort = errors.New("webhook: the delivery lease must be at least twice the attempt timeout")
+
+// Check reports whether o can be used: ErrLeaseTooShort when Lease
+// (or its default) is under twice Timeout (or its default). New panics
+// on options that fail it.
+func (o Options) Check() error {
+	if o.lease() < 2*o.timeout() {
+		return fmt.Errorf("%w (lease %v, timeout %v)", ErrLeaseTooShort, o.lease(), o.timeout())
+	}
+	return nil
+}
+
+func (o Options) lease() time.Duration {
+	if o.Lease <= 0 {
+		return DefaultLease
+	}
+	return o.Lease
+}
+
+func (o Options) timeout() time.Duration {
+	if o.Timeout <= 0 {
+		return DefaultTimeout
+	}
+	return o.Timeout
+}
+
 // The dispatcher's fixed figures.
 const (
-	leaseFor       = 60 * time.Second // a delivery's lease: far above an attempt's timeout
-	maxInFlight    = 16               // attempts at once, in all
-	maxPerEndpoint = 4                // attempts at once to one subscription
+	maxInFlight    = 16 // attempts at once, in all
+	maxPerEndpoint = 4  // attempts at once to one subscription
 	pollEvery      = 250 * time.Millisecond
 	keepFinished   = 7 * 24 * time.Hour // delivered and failed deliveries are kept this long
 	purgeEvery     = time.Hour
@@ -110,15 +150,25 @@ type Dispatcher struct {
 	sender    *sender
 	wake      chan struct{}
 	slots     chan struct{} // maxInFlight tokens
+	freed     chan struct{} // an attempt ended and gave back its slot; capacity 1
+	poll      time.Duration // pollEvery; longer in tests
 	wg        sync.WaitGroup
 	mu        sync.Mutex
 	endpoints map[string]chan struct{} // per subscription, maxPerEndpoint tokens
 	lastPurge time.Time
+	lastCount time.Time // when housekeep last counted the pending deliveries
+	lease     time.Duration
+	timeout   time.Duration
 	dueBatch  int // dueBatch; smaller in tests
 }
 
-// New returns a Dispatcher; Run starts it.
+// New returns a Dispatcher; Run starts it. It panics when opts fail
+// Check: a caller that takes the lease or timeout from its user checks
+// them first.
 func New(opts Options) *Dispatcher {
+	if err := opts.Check(); err != nil {
+		panic(err)
+	}
 	d := &Dispatcher{
 		store:     opts.Store,
 		opener:    opts.Opener,
@@ -129,6 +179,8 @@ func New(opts Options) *Dispatcher {
 		log:       opts.Logger,
 		wake:      make(chan struct{}, 1),
 		slots:     make(chan struct{}, maxInFlight),
+		freed:     make(chan struct{}, 1),
+		poll:      pollEvery,
 		endpoints: map[string]chan struct{}{},
 		dueBatch:  dueBatch,
 	}
@@ -154,11 +206,8 @@ func New(opts Options) *Dispatcher {
 	nonce := make([]byte, 6)
 	_, _ = rand.Read(nonce) // crypto/rand.Read does not fail
 	d.owner = owner + "/" + hex.EncodeToString(nonce)
-	timeout := opts.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
-	d.sender = newSender(timeout, opts.AllowPrivate, opts.AllowInsecure, opts.TLSConfig, d.now)
+	d.lease, d.timeout = opts.lease(), opts.timeout()
+	d.sender = newSender(d.timeout, opts.AllowPrivate, opts.AllowInsecure, opts.TLSConfig, d.now)
 	return d
 }
 
@@ -175,28 +224,36 @@ func (d *Dispatcher) Notify() {
 }
 
 // Run fans out, scans and delivers until ctx is done, polling at most
-// every 250 ms when idle and at once after Notify. Store faults are logged
-// and retried at the next pass. It returns nil once ctx is done and the
-// attempts in flight have ended; an attempt cut short is not recorded, and
-// its lease lets another node (or the next start) send it again.
+// every 250 ms when idle and at once after Notify. While every attempt
+// slot is taken and more deliveries may be due, it leases again as soon
+// as an attempt ends, rather than at the next poll. Store faults are
+// logged and retried at the next pass. It returns nil once ctx is done and
+// the attempts in flight have ended; an attempt cut short is not recorded,
+// and its lease lets another node (or the next start) send it again.
 func (d *Dispatcher) Run(ctx context.Context) error {
 	defer d.wg.Wait()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var freed <-chan struct{} // d.freed while slots limit the leases, else nil
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-d.wake:
 		case <-timer.C:
+		case <-freed:
 		}
-		busy, err := d.pass(ctx)
+		st, err := d.pass(ctx)
 		if err != nil && ctx.Err() == nil {
 			d.log.Warn("webhook: dispatcher pass failed", "err", err, "code", neostore.ErrorCode(err))
 		}
-		wait := pollEvery
-		if busy {
+		wait := d.poll
+		freed = nil
+		switch st {
+		case more:
 			wait = 0
+		case full:
+			freed = d.freed
 		}
 		timer.Reset(wait)
 	}
@@ -211,20 +268,29 @@ func (d *Dispatcher) Step(ctx context.Context) error {
 	return err
 }
 
-// pass makes one pass; it reports whether there was more work than a pass
-// takes, so that Run goes on at once.
-func (d *Dispatcher) pass(ctx context.Context) (busy bool, err error) {
+// passState is what a pass leaves to do, which says when Run makes the
+// next one.
+type passState int
+
+const (
+	idle passState = iota // nothing known: the next poll (or Notify)
+	more                  // a scan or fan-out stopped at its batch's end: at once
+	full                  // every attempt slot is taken and deliveries may wait: when one frees
+)
+
+// pass makes one pass and reports what it left to do.
+func (d *Dispatcher) pass(ctx context.Context) (passState, error) {
 	now := d.now()
 	subs, err := d.store.ListWebhooks(ctx)
 	if err != nil {
-		return false, fmt.Errorf("webhook: list subscriptions: %w", err)
+		return idle, fmt.Errorf("webhook: list subscriptions: %w", err)
 	}
 	var errs []error
 	short, err := d.scan(ctx, now, subs)
 	if err != nil {
 		errs = append(errs, err)
 	}
-	more, err := d.fanOut(ctx, subs)
+	moreOut, err := d.fanOut(ctx, subs)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -232,36 +298,50 @@ func (d *Dispatcher) pass(ctx context.Context) (busy bool, err error) {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	leased := false
+	filled := false
 	if pending != 0 { // -1 when unknown
-		if leased, err = d.deliver(ctx, subs); err != nil {
+		if filled, err = d.deliver(ctx, subs); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	return short || more || leased, errors.Join(errs...)
+	st := idle
+	switch {
+	case short || moreOut:
+		st = more
+	case filled:
+		st = full
+	}
+	return st, errors.Join(errs...)
 }
 
 // housekeep tells the observer the queue's figures, purges old finished
 // deliveries now and then, and returns how many deliveries are pending (-1
-// when the store could not say), so that a pass with none leases nothing.
+// when it did not count, or the store could not say), so that a pass with
+// none leases nothing. It counts at most once a poll: counting reads every
+// pending delivery, and under load Notify makes passes back to back.
 func (d *Dispatcher) housekeep(ctx context.Context, subs []neostore.WebhookSubscription) (int, error) {
 	now := d.now()
-	disabled := 0
-	for _, s := range subs {
-		if s.DisabledAt.Set {
-			disabled++
+	n := -1
+	if d.lastCount.IsZero() || now.Sub(d.lastCount) >= pollEvery || now.Before(d.lastCount) {
+		d.lastCount = now
+		disabled := 0
+		for _, s := range subs {
+			if s.DisabledAt.Set {
+				disabled++
+			}
 		}
+		d.observer.DisabledEndpoints(disabled)
+		var oldest neostore.Bound
+		var err error
+		if n, oldest, err = d.store.PendingDeliveries(ctx); err != nil {
+			return -1, fmt.Errorf("webhook: count pending: %w", err)
+		}
+		age := time.Duration(0)
+		if oldest.Set && now.After(oldest.At) {
+			age = now.Sub(oldest.At)
+		}
+		d.observer.Pending(n, age)
 	}
-	d.observer.DisabledEndpoints(disabled)
-	n, oldest, err := d.store.PendingDeliveries(ctx)
-	if err != nil {
-		return -1, fmt.Errorf("webhook: count pending: %w", err)
-	}
-	age := time.Duration(0)
-	if oldest.Set && now.After(oldest.At) {
-		age = now.Sub(oldest.At)
-	}
-	d.observer.Pending(n, age)
 	if !d.lastPurge.IsZero() && now.Sub(d.lastPurge) < purgeEvery && !now.Before(d.lastPurge) {
 		return n, nil
 	}

@@ -3,10 +3,12 @@ package webhook_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -74,6 +76,155 @@ func moreTests(t *testing.T, open func(t *testing.T) store) {
 			t.Fatal("no attempt recorded within 10s of Notify")
 		}
 		r.wantDelivery(neostore.DeliveryDelivered, 1, 204, "")
+	})
+
+	t.Run("RunLeasesAgainWhenASlotFrees", func(t *testing.T) {
+		// More deliveries than attempt slots, and a poll so long that only
+		// the end of an attempt can start the next lease: they all go
+		// without a poll (it used to be 16 per poll, 64/s), and without a
+		// pass per delivery more than the slots ask for.
+		const n = 200
+		counts := &countPasses{store: open(t)}
+		var delivered atomic.Int64
+		done200 := make(chan struct{})
+		r := newRig(t, counts, func(o *webhook.Options) {
+			o.Observer = countAttempts{n: &delivered, want: n, done: done200}
+		})
+		webhook.SetPoll(r.d, time.Hour)
+		for i := range n {
+			r.put(fmt.Sprintf("k%03d", i), neostore.Validity{})
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		before := counts.passes.Load()
+		go func() { done <- r.d.Run(ctx) }()
+		defer func() {
+			cancel()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Error("Run did not return after cancel")
+			}
+		}()
+		select {
+		case <-done200:
+		case <-time.After(60 * time.Second):
+			t.Fatalf("%d of %d deliveries recorded, the rest wait for the hour's poll", delivered.Load(), n)
+		}
+		// One pass per freed slot at most (each leases every free slot),
+		// plus the first: a loop that spun while work remained would make
+		// many more.
+		p := counts.passes.Load() - before
+		if p > n+2 {
+			t.Errorf("%d passes for %d deliveries, want at most %d", p, n, n+2)
+		}
+		t.Logf("%d deliveries in %d passes", n, p)
+		r.mu.Lock()
+		distinct := len(r.seen)
+		r.mu.Unlock()
+		if distinct != n {
+			t.Errorf("receiver saw %d distinct events, want %d", distinct, n)
+		}
+		r.noDuplicates()
+	})
+
+	t.Run("CountsPendingAtMostOncePerPoll", func(t *testing.T) {
+		// Counting reads every pending delivery; under load Notify makes
+		// passes back to back, and they must not each count. Deliveries
+		// still go in every pass.
+		counts := &countPasses{store: open(t)}
+		r := newRig(t, counts, nil)
+		before := counts.counted.Load()
+		for i := range 5 {
+			r.put(fmt.Sprintf("k%d", i), neostore.Validity{})
+			if got := len(r.step()); got != 1 {
+				t.Fatalf("pass %d delivered %d, want 1", i, got)
+			}
+		}
+		if c := counts.counted.Load() - before; c != 0 {
+			t.Errorf("5 passes within a poll of the first counted the pending deliveries %d times, want 0", c)
+		}
+		r.set(t0.Add(250 * time.Millisecond))
+		r.step()
+		if c := counts.counted.Load() - before; c != 1 {
+			t.Errorf("a pass a poll later counted %d times, want 1", c)
+		}
+	})
+
+	t.Run("ADeliveryCutShortWaitsForTheLeaseOption", func(t *testing.T) {
+		// A node stops during an attempt: the delivery is sent again once
+		// its lease (Options.Lease, not the 60 s default) has ended.
+		r := newRig(t, open(t), func(o *webhook.Options) { o.Lease = 25 * time.Second })
+		r.answers([]int{hang})
+		r.put("db", neostore.Validity{})
+		ctx, cancel := context.WithCancel(context.Background())
+		stepped := make(chan error, 1)
+		go func() { stepped <- r.d.Step(ctx) }()
+		select {
+		case <-r.wake:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no attempt reached the receiver")
+		}
+		cancel() // as a shutdown: the attempt is not recorded
+		if err := <-stepped; err != nil && !errors.Is(err, context.Canceled) {
+			t.Fatalf("Step: %v", err)
+		}
+		other := webhook.New(r.opts)
+		r.set(t0.Add(24 * time.Second))
+		if err := other.Step(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		r.wantDelivery(neostore.DeliveryPending, 0, 0, "")
+		r.set(t0.Add(26 * time.Second))
+		if err := other.Step(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		r.wantDelivery(neostore.DeliveryDelivered, 1, 204, "")
+	})
+
+	t.Run("NoAttemptThatCouldOutliveItsLease", func(t *testing.T) {
+		// Five deliveries to one endpoint, which takes four at once: the
+		// fifth waits for a slot. When one frees, the lease has less than
+		// an attempt's timeout left, so the fifth is not sent (another
+		// node may take it when the lease ends); it goes after the lease.
+		r := newRig(t, open(t), func(o *webhook.Options) { o.Timeout, o.Lease = 10*time.Second, 20*time.Second })
+		r.answers([]int{held, held, held, held})
+		for i := range 5 {
+			r.put(fmt.Sprintf("k%d", i), neostore.Validity{})
+		}
+		stepped := make(chan error, 1)
+		go func() { stepped <- r.d.Step(context.Background()) }()
+		deadline := time.After(10 * time.Second)
+		for n := 0; n < 4; {
+			select {
+			case <-r.wake:
+				r.mu.Lock()
+				n = r.requests
+				r.mu.Unlock()
+			case <-deadline:
+				t.Fatal("4 attempts did not reach the receiver")
+			}
+		}
+		r.set(t0.Add(11 * time.Second)) // 9 s of the lease left
+		close(r.release)
+		if err := <-stepped; err != nil {
+			t.Fatal(err)
+		}
+		// The four held, and nothing in a pass during the lease: the fifth
+		// is still leased.
+		if got := len(r.step()); got != 4 {
+			t.Fatalf("%d messages by the end of a pass during the lease, want 4", got)
+		}
+		r.mu.Lock()
+		requests := r.requests
+		r.mu.Unlock()
+		if requests != 4 {
+			t.Fatalf("the receiver got %d requests, want the 4 that fit in the lease", requests)
+		}
+		if got := r.stepAt(t0.Add(21 * time.Second)); len(got) != 1 {
+			t.Fatalf("after the lease: %v, want the fifth", got)
+		}
+		r.noDuplicates()
 	})
 
 	t.Run("TwoNodesShareTheWork", func(t *testing.T) {
@@ -197,6 +348,40 @@ func moreTests(t *testing.T, open func(t *testing.T) store) {
 		}
 	})
 }
+
+// countPasses counts the dispatcher's passes (each lists the
+// subscriptions once) and its counts of the pending deliveries.
+type countPasses struct {
+	store
+	passes  atomic.Int64
+	counted atomic.Int64 // PendingDeliveries calls
+}
+
+func (c *countPasses) PendingDeliveries(ctx context.Context) (int, neostore.Bound, error) {
+	c.counted.Add(1)
+	return c.store.PendingDeliveries(ctx)
+}
+
+func (c *countPasses) ListWebhooks(ctx context.Context) ([]neostore.WebhookSubscription, error) {
+	c.passes.Add(1)
+	return c.store.ListWebhooks(ctx)
+}
+
+// countAttempts is an Observer that counts delivered attempts and closes
+// done at the want-th.
+type countAttempts struct {
+	n    *atomic.Int64
+	want int64
+	done chan struct{}
+}
+
+func (c countAttempts) Attempt(r webhook.Result) {
+	if r == webhook.Delivered && c.n.Add(1) == c.want {
+		close(c.done)
+	}
+}
+func (countAttempts) Pending(int, time.Duration) {}
+func (countAttempts) DisabledEndpoints(int)      {}
 
 // signal is an Observer that sends each attempt's result on c once it
 // is recorded.

@@ -80,13 +80,14 @@ func (m message) line() string {
 // rig is a dispatcher on a real store, with a clock the test moves and a
 // loopback receiver whose answers the test chooses.
 type rig struct {
-	t      *testing.T
-	store  store
-	d      *webhook.Dispatcher
-	sub    neostore.WebhookSubscription
-	secret string
-	opts   webhook.Options
-	wake   chan struct{} // a message arrived
+	t       *testing.T
+	store   store
+	d       *webhook.Dispatcher
+	sub     neostore.WebhookSubscription
+	secret  string
+	opts    webhook.Options
+	wake    chan struct{} // a message arrived
+	release chan struct{} // closed: the held answers go
 
 	mu       sync.Mutex
 	now      time.Time
@@ -100,11 +101,14 @@ type rig struct {
 // until the client gives up.
 const hang = -1
 
+// held is an answer that waits for r.release to be closed, then 204.
+const held = -2
+
 var t0 = time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)
 
 func newRig(t *testing.T, st store, tweak func(*webhook.Options), leads ...time.Duration) *rig {
 	t.Helper()
-	r := &rig{t: t, store: st, now: t0, seen: map[string]int{}, wake: make(chan struct{}, 1)}
+	r := &rig{t: t, store: st, now: t0, seen: map[string]int{}, wake: make(chan struct{}, 1), release: make(chan struct{})}
 	srv := httptest.NewServer(http.HandlerFunc(r.receive))
 	t.Cleanup(srv.Close)
 	secret, err := webhook.NewSigningSecret()
@@ -173,6 +177,14 @@ func (r *rig) receive(w http.ResponseWriter, req *http.Request) {
 	if status == hang {
 		<-req.Context().Done() // the client's timeout ends it
 		return
+	}
+	if status == held {
+		select {
+		case <-r.release:
+			status = http.StatusNoContent
+		case <-req.Context().Done():
+			return
+		}
 	}
 	w.WriteHeader(status)
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/base64"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -289,5 +290,37 @@ func TestSend_HTTPSWithPrivateCA(t *testing.T) {
 	s = newSender(2*time.Second, true, false, nil, time.Now)
 	if got := sendOnce(t, s, srv.URL); got != (Outcome{Result: Retry, Error: "connection failed"}) {
 		t.Fatalf("https with an unknown CA: %+v", got)
+	}
+}
+
+func TestOptions_Check(t *testing.T) {
+	for _, c := range []struct {
+		lease, timeout time.Duration
+		ok             bool
+	}{
+		{0, 0, true},                             // 60 s and 10 s
+		{20 * time.Second, 0, true},              // twice the default timeout
+		{19 * time.Second, 0, false},             // under it
+		{4 * time.Second, 2 * time.Second, true}, // twice a shorter timeout
+		{0, 31 * time.Second, false},             // the default lease under twice a long timeout
+	} {
+		o := Options{Lease: c.lease, Timeout: c.timeout}
+		err := o.Check()
+		if (err == nil) != c.ok || (err != nil && !errors.Is(err, ErrLeaseTooShort)) {
+			t.Errorf("Options{Lease: %v, Timeout: %v}.Check() = %v, want ok %v", c.lease, c.timeout, err, c.ok)
+		}
+		if !c.ok {
+			func() {
+				defer func() {
+					if recover() == nil {
+						t.Errorf("New(Options{Lease: %v, Timeout: %v}) did not panic", c.lease, c.timeout)
+					}
+				}()
+				New(o)
+			}()
+		}
+	}
+	if d := New(Options{}); d.lease != 60*time.Second || DefaultLease != 60*time.Second {
+		t.Errorf("default lease %v, want 60s", d.lease)
 	}
 }

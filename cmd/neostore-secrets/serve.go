@@ -288,11 +288,10 @@ func openDeps(ctx context.Context, cfg serveConfig, master *envelope.Master, log
 	var secretStore neostore.SecretStore = d.store
 	if cfg.Webhooks.on() {
 		d.hookObs = newWebhookObserver(d.metrics)
-		d.dispatcher = webhook.New(webhook.Options{
-			Store: d.store, Opener: master, Now: d.now, Owner: cfg.Audit.nodeID(),
-			AllowInsecure: cfg.Webhooks.AllowInsecure, AllowPrivate: cfg.Webhooks.AllowPrivate,
-			RetryFor: cfg.Webhooks.retryFor(), Observer: d.hookObs, Logger: logger,
-		})
+		opts := cfg.Webhooks.options()
+		opts.Store, opts.Opener, opts.Now, opts.Owner = d.store, master, d.now, cfg.Audit.nodeID()
+		opts.Observer, opts.Logger = d.hookObs, logger
+		d.dispatcher = webhook.New(opts)
 		secretStore = notifyingStore{Store: d.store, notify: d.dispatcher.Notify}
 	}
 	d.secrets = neostore.NewSecretService(secretStore, d.sealer, d.now)

@@ -70,9 +70,11 @@ func (p *procServer) stop(t *testing.T) {
 	}
 }
 
-// leaseFor is the dispatcher's lease on a delivery (package webhook): how
-// long a dead node's deliveries wait before another node takes them.
-const leaseFor = 60 * time.Second
+// leaseFor is the nodes' --webhook-lease: how long a dead node's
+// deliveries wait before another node takes them. Short, so that the test
+// does not wait the 60 s default; it is still longer than an attempt's
+// 10 s timeout twice over, which the handover below must wait out.
+const leaseFor = 25 * time.Second
 
 // TestWebhook_TwoNodesOnPostgres: two real serve processes share one
 // PostgreSQL database and one subscription. Writes through both deliver
@@ -85,7 +87,7 @@ func TestWebhook_TwoNodesOnPostgres(t *testing.T) {
 	aDir, bDir := filepath.Join(t.TempDir(), "a"), filepath.Join(t.TempDir(), "b")
 	// Debug: delivered attempts are logged at debug, and the test counts
 	// each node's.
-	flags := []string{"--store", "postgres", "--postgres-url", url, "--webhook-allow-private", "--webhook-allow-insecure", "--log-level", "debug"}
+	flags := []string{"--store", "postgres", "--postgres-url", url, "--webhook-allow-private", "--webhook-allow-insecure", "--log-level", "debug", "--webhook-lease", leaseFor.String()}
 	a := startProcServer(t, aDir, masterKey, append(flags, "--node-id", "node-a")...)
 	b := startProcServer(t, bDir, masterKey, append(flags, "--node-id", "node-b")...)
 

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -580,6 +582,39 @@ func TestWebhook_Off(t *testing.T) {
 	}
 	if _, _, err := cli(t, "serve", "--data", filepath.Join(t.TempDir(), "d"), "--master-key-file", masterKey, "--metrics-listen", "off", "--webhooks", "maybe"); err == nil || !strings.Contains(err.Error(), "want on or off") {
 		t.Errorf("serve --webhooks maybe = %v, want a usage error", err)
+	}
+}
+
+// TestWebhook_LeaseFlag checks --webhook-lease and NEOSTORE_WEBHOOK_LEASE:
+// a lease under twice the 10 s attempt timeout is refused before the
+// server starts; 20 s serves.
+func TestWebhook_LeaseFlag(t *testing.T) {
+	masterKey := newMasterKey(t)
+	serve := func(getenv func(string) string, extra ...string) error {
+		args := append([]string{"neostore-secrets", "serve", "--data", filepath.Join(t.TempDir(), "d"), "--master-key-file", masterKey, "--metrics-listen", "off"}, extra...)
+		var stdout, stderr bytes.Buffer
+		return run(context.Background(), args, getenv, strings.NewReader(""), &stdout, &stderr)
+	}
+	for _, c := range []struct {
+		name   string
+		getenv func(string) string
+		args   []string
+	}{
+		{"Flag", env(nil), []string{"--webhook-lease", "19s"}},
+		{"Negative", env(nil), []string{"--webhook-lease", "-1m"}},
+		{"Environment", env(map[string]string{"NEOSTORE_WEBHOOK_LEASE": "5s"}), nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := serve(c.getenv, c.args...)
+			if err == nil || !strings.Contains(err.Error(), "--webhook-lease") || !strings.Contains(err.Error(), "at least 20s") || exitCode(err) != exitUsage {
+				t.Errorf("serve with a short lease = %v (exit %d), want a usage error saying --webhook-lease wants at least 20s", err, exitCode(err))
+			}
+		})
+	}
+	dataDir := filepath.Join(t.TempDir(), "data")
+	srv := startServer(t, dataDir, masterKey, "--webhook-lease", "20s")
+	if err := srv.stop(); err != nil {
+		t.Errorf("serve --webhook-lease 20s: %v", err)
 	}
 }
 

@@ -23,6 +23,7 @@ type webhookConfig struct {
 	AllowInsecure bool          // accept and send to http:// endpoints
 	AllowPrivate  bool          // send to loopback, private and link-local addresses
 	RetryFor      time.Duration // default 24h
+	Lease         time.Duration // default 60s; at least twice the 10 s attempt timeout
 }
 
 // registerPolicy registers the flags that say where webhooks may go; the
@@ -36,6 +37,7 @@ func (c *webhookConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Mode, "webhooks", "on", "on: this node sends webhook notifications; off: it sends none (events are still recorded, for the nodes that do)")
 	c.registerPolicy(fs)
 	fs.DurationVar(&c.RetryFor, "webhook-retry-for", defaultWebhookRetryFor, "how long a webhook delivery is retried (exponential backoff, at most an hour apart) before it is kept as failed")
+	fs.DurationVar(&c.Lease, "webhook-lease", webhook.DefaultLease, "how long a node holds the webhook deliveries it took: a node that dies leaves them to the others after this long (at least 20s, twice the attempt timeout)")
 }
 
 func (c *webhookConfig) check() error {
@@ -47,7 +49,15 @@ func (c *webhookConfig) check() error {
 	if c.RetryFor < 0 {
 		return usageError("--webhook-retry-for must not be negative")
 	}
+	if err := c.options().Check(); err != nil || c.Lease < 0 {
+		return usageError("--webhook-lease %v: want at least %v, twice the %v attempt timeout", c.Lease, 2*webhook.DefaultTimeout, webhook.DefaultTimeout)
+	}
 	return nil
+}
+
+// options returns the dispatcher options the flags set.
+func (c *webhookConfig) options() webhook.Options {
+	return webhook.Options{AllowInsecure: c.AllowInsecure, AllowPrivate: c.AllowPrivate, RetryFor: c.retryFor(), Lease: c.Lease}
 }
 
 // on reports whether this node sends webhooks.
