@@ -7,9 +7,11 @@ import (
 	"github.com/neostore/neostore-secrets"
 )
 
-// deliver leases as many due deliveries as there are free attempt slots
-// and starts their attempts. It reports whether the slots limited the
-// lease: every slot is taken (then more deliveries may be due).
+// deliver leases as many due deliveries as there are free slots (up to
+// maxLeased leased and not yet done) and starts their attempts, which take
+// turns for maxInFlight sends at once and maxPerEndpoint to one endpoint.
+// It reports whether the slots limited the lease: every slot is taken
+// (then more deliveries may be due).
 func (d *Dispatcher) deliver(ctx context.Context, subs []neostore.WebhookSubscription) (bool, error) {
 	free := cap(d.slots) - len(d.slots)
 	if free <= 0 {
@@ -85,12 +87,20 @@ func (d *Dispatcher) attempt(ctx context.Context, dl neostore.Delivery, sub neos
 		case <-ctx.Done():
 			return
 		}
+		select {
+		case d.sending <- struct{}{}:
+		case <-ctx.Done():
+			<-sem
+			return
+		}
 		if d.now().Add(d.timeout).After(until) {
+			<-d.sending
 			<-sem
 			d.log.Warn("webhook: lease too near its end for an attempt; the delivery waits for the lease to end", "delivery", dl.ID, "subscription", sub.ID)
 			return
 		}
 		o = d.send(ctx, dl, sub)
+		<-d.sending
 		<-sem
 		if ctx.Err() != nil {
 			return // cut short by shutdown: the lease's end lets it be sent again

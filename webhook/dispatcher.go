@@ -126,7 +126,18 @@ func (o Options) timeout() time.Duration {
 const (
 	maxInFlight    = 16 // attempts at once, in all
 	maxPerEndpoint = 4  // attempts at once to one subscription
-	pollEvery      = 250 * time.Millisecond
+	// maxLeased is how many leased deliveries may wait for an attempt at
+	// once. Leasing many per pass, more than can be sent at once, makes a
+	// lease (a store write) serve many deliveries under load.
+	maxLeased = 256
+	// coalesce is the least time between two passes that a change (Notify)
+	// or a freed slot starts: under a stream of changes a pass then takes
+	// many events at once, so that the dispatcher's own store writes (fan-
+	// out, lease, each a commit) stay few against the changes' commits. It
+	// is what a change waits at most, at one connection, before its event
+	// is fanned out.
+	coalesce  = 50 * time.Millisecond
+	pollEvery = 250 * time.Millisecond
 	keepFinished   = 7 * 24 * time.Hour // delivered and failed deliveries are kept this long
 	purgeEvery     = time.Hour
 	outboxBatch    = 256
@@ -149,7 +160,8 @@ type Dispatcher struct {
 	log       *slog.Logger
 	sender    *sender
 	wake      chan struct{}
-	slots     chan struct{} // maxInFlight tokens
+	slots     chan struct{} // maxLeased tokens: leased deliveries not yet done
+	sending   chan struct{} // maxInFlight tokens: attempts under way
 	freed     chan struct{} // an attempt ended and gave back its slot; capacity 1
 	poll      time.Duration // pollEvery; longer in tests
 	wg        sync.WaitGroup
@@ -178,7 +190,8 @@ func New(opts Options) *Dispatcher {
 		observer:  opts.Observer,
 		log:       opts.Logger,
 		wake:      make(chan struct{}, 1),
-		slots:     make(chan struct{}, maxInFlight),
+		slots:     make(chan struct{}, maxLeased),
+		sending:   make(chan struct{}, maxInFlight),
 		freed:     make(chan struct{}, 1),
 		poll:      pollEvery,
 		endpoints: map[string]chan struct{}{},
@@ -235,14 +248,26 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	var freed <-chan struct{} // d.freed while slots limit the leases, else nil
+	var last time.Time        // when the last pass began
 	for {
+		woken := false
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-d.wake:
+			woken = true
 		case <-timer.C:
 		case <-freed:
+			woken = true
 		}
+		if gap := coalesce - time.Since(last); woken && gap > 0 {
+			select { // let the changes of the next moments join this pass
+			case <-ctx.Done():
+				return nil
+			case <-time.After(gap):
+			}
+		}
+		last = time.Now()
 		st, err := d.pass(ctx)
 		if err != nil && ctx.Err() == nil {
 			d.log.Warn("webhook: dispatcher pass failed", "err", err, "code", neostore.ErrorCode(err))
