@@ -136,12 +136,12 @@ const (
 	// out, lease, each a commit) stay few against the changes' commits. It
 	// is what a change waits at most, at one connection, before its event
 	// is fanned out.
-	coalesce  = 50 * time.Millisecond
-	pollEvery = 250 * time.Millisecond
-	keepFinished   = 7 * 24 * time.Hour // delivered and failed deliveries are kept this long
-	purgeEvery     = time.Hour
-	outboxBatch    = 256
-	dueBatch       = 1000
+	coalesce     = 50 * time.Millisecond
+	pollEvery    = 250 * time.Millisecond
+	keepFinished = 7 * 24 * time.Hour // delivered and failed deliveries are kept this long
+	purgeEvery   = time.Hour
+	outboxBatch  = 256
+	dueBatch     = 1000
 	// idleAdvance is how far the due cursor may lag when nothing falls
 	// due, so that an idle scan is a read, not a write.
 	idleAdvance = time.Minute
