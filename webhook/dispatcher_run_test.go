@@ -78,6 +78,21 @@ func moreTests(t *testing.T, open func(t *testing.T) store) {
 		r.wantDelivery(neostore.DeliveryDelivered, 1, 204, "")
 	})
 
+	t.Run("OnePassLeasesMoreThanItSendsAtOnce", func(t *testing.T) {
+		// A burst of changes is one pass's work: its lease (a store write)
+		// takes them all, and the attempts take turns for the 16 sends at
+		// once. It used to lease only as many as could be sent at once.
+		const n = 200
+		r := newRig(t, open(t), nil)
+		for i := range n {
+			r.put(fmt.Sprintf("k%03d", i), neostore.Validity{})
+		}
+		if got := r.step(); len(got) != n {
+			t.Fatalf("one pass delivered %d of %d events", len(got), n)
+		}
+		r.noDuplicates()
+	})
+
 	t.Run("RunLeasesAgainWhenASlotFrees", func(t *testing.T) {
 		// More deliveries than attempt slots, and a poll so long that only
 		// the end of an attempt can start the next lease: they all go
