@@ -607,8 +607,12 @@ if [ "$WEBHOOK_AB" = 1 ]; then
 	KEY_WH_PUT=$(api_key webhook put)
 	RCV_PORT=$("$SEED" freeport)
 	RCV_STATS=http://127.0.0.1:$RCV_PORT/stats
+	# The whole output goes to a file first: `| head -n 1` would close the
+	# pipe while the command still writes, and under pipefail its SIGPIPE
+	# failed the kit now and then.
 	(umask 077 && "$BIN" webhook add --data "${I_DATA[webhook]}" --tenant put --events secret.updated --name bench \
-		--url "http://127.0.0.1:$RCV_PORT/hook" 2>>"$RESULTS/logs/webhook-add.log" | head -n 1 >"$WORK/webhook.secret") ||
+		--url "http://127.0.0.1:$RCV_PORT/hook" >"$WORK/webhook.add" 2>>"$RESULTS/logs/webhook-add.log" &&
+		head -n 1 "$WORK/webhook.add" >"$WORK/webhook.secret" && rm "$WORK/webhook.add") ||
 		die "webhook add failed; see $RESULTS/logs/webhook-add.log"
 	grep -q '^whsec_' "$WORK/webhook.secret" || die "webhook add printed no signing secret"
 	if [ "$WEBHOOK_SEND" = off ]; then
