@@ -386,10 +386,7 @@ func (d *Dispatcher) SendTest(ctx context.Context, sub neostore.WebhookSubscript
 	if err != nil {
 		return Outcome{}, err
 	}
-	id, err := NewEventID()
-	if err != nil {
-		return Outcome{}, err
-	}
+	id := neostore.NewEventID()
 	body, err := testPayload(sub.ID, now)
 	if err != nil {
 		return Outcome{}, err

@@ -231,7 +231,7 @@ func (r *rig) stepAt(at time.Time) []string {
 func (r *rig) put(key string, v neostore.Validity) {
 	r.t.Helper()
 	now := r.clock()
-	id, _ := webhook.NewEventID()
+	id := neostore.NewEventID()
 	err := r.store.PutSecret(context.Background(), "demo", key, neostore.SealedSecret{
 		Ciphertext: []byte("sealed"), Validity: v, Times: neostore.SecretTimes{CreatedOn: neostore.At(now), UpdatedOn: neostore.At(now)},
 	}, neostore.Change{Notice: &neostore.ChangeNotice{EventID: id, TraceID: "trace-" + key, At: now}})
@@ -242,7 +242,7 @@ func (r *rig) put(key string, v neostore.Validity) {
 
 func (r *rig) del(key string) {
 	r.t.Helper()
-	id, _ := webhook.NewEventID()
+	id := neostore.NewEventID()
 	if err := r.store.DeleteSecret(context.Background(), "demo", key, neostore.Change{Notice: &neostore.ChangeNotice{EventID: id, TraceID: "trace-del", At: r.clock()}}); err != nil {
 		r.t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/json"
@@ -15,16 +14,6 @@ import (
 // idEncoding is lowercase base32 without padding: 26 characters carry 130
 // bits, and the id stays a single token in a header, a URL and a log.
 var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-
-// NewEventID returns a new random event id, "msg_" and 26 base32
-// characters of 16 random bytes: the id of a change event or of a test.
-func NewEventID() (string, error) {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return "", err
-	}
-	return "msg_" + idEncoding.EncodeToString(b), nil
-}
 
 // TimeEventID returns the id of a time event: a digest of what makes it
 // one event (its type, the secret, the window end, the lead and the

@@ -53,14 +53,11 @@ func TestPayload(t *testing.T) {
 }
 
 func TestIDs(t *testing.T) {
-	id, err := NewEventID()
-	if err != nil {
-		t.Fatal(err)
-	}
+	id := neostore.NewEventID()
 	if !strings.HasPrefix(id, "msg_") || len(id) != 4+26 || strings.ToLower(id) != id {
-		t.Fatalf("NewEventID = %q, want msg_ and 26 lowercase base32 characters", id)
+		t.Fatalf("neostore.NewEventID = %q, want msg_ and 26 lowercase base32 characters", id)
 	}
-	if other, _ := NewEventID(); other == id {
+	if other := neostore.NewEventID(); other == id {
 		t.Fatal("two event ids are equal")
 	}
 	end := date("2099-01-09T00:00:00Z")
