@@ -2,6 +2,8 @@ package admin
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -419,12 +421,21 @@ type auditedWebhooks struct {
 	now     func() time.Time
 }
 
+// newTraceID returns a fresh trace context in the shape the Secret API
+// writes in its records (00-<trace-id>-<span-id>-00), so that an operator
+// action's two records share an id that searches like a request's.
+func newTraceID() string {
+	var b [24]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return "00-" + hex.EncodeToString(b[:16]) + "-" + hex.EncodeToString(b[16:]) + "-00"
+}
+
 // audited records op before calling do, and when do fails, a second
 // record with the same trace id and the failure's status and code, so
 // that the trail tells an action refused (an unknown id) from one done.
 func (a *auditedWebhooks) audited(ctx context.Context, op, tenant, key string, do func() error) error {
 	r := neostore.AuditRecord{
-		Time: a.now().UTC(), TraceID: neostore.NewEventID()[len("msg_"):], Op: op, Tenant: tenant, Key: key,
+		Time: a.now().UTC(), TraceID: newTraceID(), Op: op, Tenant: tenant, Key: key,
 		Principal: operator, Status: 200, ClientAddr: "unix",
 	}
 	first := r
